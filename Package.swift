@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "llmga",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "llmga", targets: ["llmga"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Workflow", targets: ["Workflow"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(path: "Plugins/NodeKit"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+    ],
+    targets: [
+        // System libraries and C shims.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
+                cSettings: [.unsafeFlags(["-I/usr/include/libpng16", "-I/usr/include/x86_64-linux-gnu"])],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("tiff")]),
+
+        // Libraries of ours. Tensor and Imaging import nothing of ours.
+        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        .target(name: "Workflow", dependencies: [
+            .product(name: "NodeKit", package: "NodeKit"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "Engine", dependencies: [
+            "Workflow",
+            .product(name: "NodeKit", package: "NodeKit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
+        // Node packs linked into the binary.
+        .target(name: "CoreNodes", dependencies: [
+            .product(name: "NodeKit", package: "NodeKit"), "Imaging",
+        ], path: "Plugins/CoreNodes"),
+
+        .executableTarget(name: "llmga", dependencies: [
+            "Engine", "Workflow", "CoreNodes",
+            .product(name: "NodeKit", package: "NodeKit"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "WorkflowTests", dependencies: ["Workflow", .product(name: "NodeKit", package: "NodeKit")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Workflow", "CoreNodes", .product(name: "NodeKit", package: "NodeKit")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", "Engine", .product(name: "NodeKit", package: "NodeKit")]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["Imaging"]),
+    ]
+)
