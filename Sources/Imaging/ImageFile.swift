@@ -63,8 +63,8 @@ public enum ImageFile {
         }
     }
 
-    /// Writes `data` to `url` atomically: creates missing parent directories, writes a
-    /// temporary file in the destination directory, calls `beforeCommit` (which may throw,
+    /// Writes `data` to `url` atomically: creates missing parent directories, writes and
+    /// flushes a temporary file in the destination directory, calls `beforeCommit` (which may throw,
     /// e.g. on cancellation) and renames it into place. On any error the temporary file is
     /// removed and no file appears at `url`.
     public static func writeAtomically(_ data: Data, to url: URL, beforeCommit: () throws -> Void = {}) throws {
@@ -76,10 +76,18 @@ public enum ImageFile {
             throw ImagingError(.io, "\(url.path): cannot create directory \(dir.path) (\(error.localizedDescription))")
         }
         let temp = dir.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        guard fm.createFile(atPath: temp.path, contents: data) else {
-            throw ImagingError(.io, "\(url.path): cannot write temporary file in \(dir.path)")
-        }
         do {
+            guard fm.createFile(atPath: temp.path, contents: nil) else {
+                throw ImagingError(.io, "\(url.path): cannot create a temporary file in \(dir.path)")
+            }
+            do {
+                let handle = try FileHandle(forWritingTo: temp)
+                defer { try? handle.close() }
+                try handle.write(contentsOf: data)
+                try handle.synchronize() // on disk before it takes the final name
+            } catch {
+                throw ImagingError(.io, "\(url.path): cannot write (\(error.localizedDescription))")
+            }
             try beforeCommit()
             guard rename(temp.path, url.path) == 0 else {
                 let reason = String(cString: strerror(errno))
