@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", "Engine", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["Imaging"]),
+        // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
+        .testTarget(name: "CLITests", dependencies: ["Imaging", "llmga"]),
     ]
 )
