@@ -173,6 +173,8 @@ public final class ConsoleSink: EventSink, @unchecked Sendable {
             print("warning: \(m)")
         case .runFinished(let s):
             clearStatus()
+            let cwd = FileManager.default.currentDirectoryPath + "/"
+            for f in s.writtenFiles { write("wrote \(f.hasPrefix(cwd) ? String(f.dropFirst(cwd.count)) : f)\n") }
             write(s.line + "\n")
             return
         }

@@ -76,7 +76,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Progress events: console (a live display on a terminal), jsonl (JSON Lines on stdout), none.")
     var events: EventsMode = .console
     @Option(help: "How many nodes may run at once (heavy nodes always share one compute lane).") var jobs: Int = 4
+    @Option(help: ArgumentHelp("Memory cache budget (e.g. 512M, 4G).", valueName: "size")) var memoryCache: String = "2G"
     @OptionGroup var plugins: PluginOptions
+
+    func validate() throws {
+        if parseBytes(memoryCache) == nil { throw ValidationError("--memory-cache: '\(memoryCache)' is not a size like 512M or 4G") }
+    }
 
     enum EventsMode: String, ExpressibleByArgument, CaseIterable { case console, jsonl, none }
 
@@ -87,6 +92,7 @@ struct Run: AsyncParsableCommand {
         options.cache = cache
         if let cacheDir { options.cacheDirectory = URL(fileURLWithPath: cacheDir) }
         options.maxConcurrentNodes = max(1, jobs)
+        options.memoryCacheBytes = Int(parseBytes(memoryCache) ?? 2 << 30)
         let engine: Engine
         do {
             engine = try Engine(registry: registry, options: options)
