@@ -6,7 +6,7 @@ import Testing
     @Test func readsEveryDTypeWrittenByPythonSafetensors() throws {
         let f = try SafeTensorsFile(path: fixturePath("io_python.safetensors"))
         #expect(f.metadata["format"] == "pt")
-        #expect(f.metadata["note"]?.hasPrefix("written by safetensors") == true)
+        #expect(f.metadata.count == 1)
         let ref = try f.floats("a.f32")
         #expect(ref.count == 15)
         #expect(try f.info("a.f16").dtype == .f16)

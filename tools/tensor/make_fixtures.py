@@ -14,12 +14,16 @@ With no argument every group is written. Files:
                                   plus f32 values and torch's f32->bf16/f16 roundings of edge values
   io_sharded/                     a two-shard checkpoint with model.safetensors.index.json
   rng.safetensors                 torch.randn / torch.rand outputs for several seeds and shapes
+                                  (must run on x86 with AVX2/AVX-512: torch's vector Box-Muller)
+  rng_scalar.safetensors          torch.randn with ATEN_CPU_CAPABILITY=default (scalar Box-Muller)
   kernels.safetensors             inputs and outputs of each kernel, computed by torch in float64
                                   from float32 inputs (so the reference is the exact answer)
-Python is never run by the Swift tests.
+Python is never run by the Swift tests. Every file has at most one metadata key: the safetensors library
+writes metadata in hash order, so a single key keeps the files byte-for-byte reproducible.
 """
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -56,7 +60,7 @@ def make_io():
     tensors["round.bf16"] = src.to(torch.bfloat16)
     tensors["round.f16"] = src.to(torch.float16)
     save_file(tensors, os.path.join(OUT, "io_python.safetensors"),
-              metadata={"format": "pt", "note": "written by safetensors " + __import__("safetensors").__version__})
+              metadata={"format": "pt"})
 
     # Two shards plus an index, as transformers writes them.
     d = os.path.join(OUT, "io_sharded")
@@ -75,7 +79,53 @@ def make_io():
         f.write("\n")
 
 
-GROUPS = {"io": make_io}
+RNG_SHAPES = [(1, 4, 64, 64), (2, 4, 8, 8), (7,), (15,), (16,), (17,), (3, 5, 7)]
+RNG_SEEDS = [0, 42, 2**32 + 5]
+# A sequence mixing both randn paths and rand on one generator: (op, shape).
+RNG_SEQUENCE = [("randn", (3,)), ("randn", (20,)), ("randn", (1,)), ("rand", (5,)), ("randn", (15,)),
+                ("randn", (33,)), ("rand", (2, 9)), ("randn", (2,)), ("randn", (1, 4, 8, 8))]
+
+
+def rng_key(seed, shape, draw):
+    return "randn.seed%d.%s.draw%d" % (seed, "x".join(str(d) for d in shape), draw)
+
+
+def make_rng():
+    out = {}
+    for seed in RNG_SEEDS:
+        for shape in RNG_SHAPES:
+            g = torch.Generator().manual_seed(seed)
+            for draw in range(2):
+                out[rng_key(seed, shape, draw)] = torch.randn(shape, generator=g, dtype=torch.float32)
+        g = torch.Generator().manual_seed(seed)
+        out["rand.seed%d.draw0" % seed] = torch.rand((3, 7), generator=g)
+        out["rand.seed%d.draw1" % seed] = torch.rand((40,), generator=g)
+    g = torch.Generator().manual_seed(7)
+    for i, (op, shape) in enumerate(RNG_SEQUENCE):
+        fn = torch.randn if op == "randn" else torch.rand
+        out["sequence.seed7.%d" % i] = fn(shape, generator=g)
+    cap = torch.backends.cpu.get_cpu_capability()
+    assert cap in ("AVX2", "AVX512"), "rng fixtures need torch's x86 vector kernels, got " + cap
+    save_file(out, os.path.join(OUT, "rng.safetensors"), metadata={"made_by": "torch %s %s" % (torch.__version__, cap)})
+    # torch's scalar Box-Muller (ARM, or x86 with ATEN_CPU_CAPABILITY=default): needs a fresh process.
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "rng_scalar"], env=env, check=True)
+
+
+def make_rng_scalar():
+    cap = torch.backends.cpu.get_cpu_capability()
+    assert cap == "DEFAULT", cap
+    out = {}
+    for seed in [0, 42]:
+        for shape in [(1, 4, 64, 64), (2, 4, 8, 8), (17,), (33,)]:
+            g = torch.Generator().manual_seed(seed)
+            for draw in range(2):
+                out[rng_key(seed, shape, draw)] = torch.randn(shape, generator=g, dtype=torch.float32)
+    save_file(out, os.path.join(OUT, "rng_scalar.safetensors"), metadata={"made_by": "torch %s %s" % (torch.__version__, cap)})
+
+
+GROUPS = {"io": make_io, "rng": make_rng}
+HIDDEN = {"rng_scalar": make_rng_scalar}
 
 
 def main():
@@ -83,7 +133,7 @@ def main():
     torch.set_num_threads(1)
     wanted = sys.argv[1:] or list(GROUPS)
     for name in wanted:
-        GROUPS[name]()
+        (GROUPS.get(name) or HIDDEN[name])()
         print("wrote", name)
 
 
