@@ -76,7 +76,9 @@ public struct WorkflowDocument: Sendable {
                                    description: "", params: [], nodes: [])
         let root: YValue
         do {
-            guard let node = try Yams.compose(yaml: source) else {
+            // The basic resolver skips Yams' per-scalar regular expressions; scalars are
+            // classified below by the YAML 1.2 core schema (so `no` and `on` stay text).
+            guard let node = try Yams.compose(yaml: source, .basic) else {
                 diagnostics.append(Diagnostic(.error, .badDocument, "the file is empty; a workflow needs 'version' and 'nodes'",
                                               at: SourceLocation(file: file, line: 1, column: 1)))
                 return doc
@@ -252,18 +254,7 @@ extension YValue {
         switch node {
         case .scalar(let s):
             let quoted = s.style == .singleQuoted || s.style == .doubleQuoted || s.style == .literal || s.style == .folded
-            let kind: ScalarKind
-            if quoted {
-                kind = .string
-            } else {
-                switch Tag.Name(rawValue: node.tag.rawValue) {
-                case .int: kind = .int
-                case .float: kind = .float
-                case .bool: kind = .bool
-                case .null: kind = .null
-                default: kind = .string
-                }
-            }
+            let kind: ScalarKind = quoted || s.style != .plain ? .string : YValue.classify(s.string)
             self = .scalar(s.string, kind, loc(s.mark), quoted: quoted)
         case .sequence(let seq):
             self = .sequence(seq.map { YValue($0, file: file) }, loc(seq.mark))
@@ -274,5 +265,50 @@ extension YValue {
         case .alias(let a):
             self = .scalar("*alias", .string, loc(a.mark), quoted: false)
         }
+    }
+}
+
+extension YValue {
+    /// The YAML 1.2 core schema's resolution of a plain scalar.
+    static func classify(_ s: String) -> ScalarKind {
+        switch s {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE", "false", "False", "FALSE": return .bool
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN": return .float
+        default: break
+        }
+        let u = Array(s.utf8)
+        var i = 0
+        if u[0] == UInt8(ascii: "-") || u[0] == UInt8(ascii: "+") { i = 1 }
+        func digits(_ from: Int, _ ok: (UInt8) -> Bool) -> Int {
+            var j = from
+            while j < u.count, ok(u[j]) { j += 1 }
+            return j
+        }
+        let isDigit = { (c: UInt8) in c >= 48 && c <= 57 }
+        if i == 0, u.count > 2, u[0] == UInt8(ascii: "0"), u[1] == UInt8(ascii: "x") || u[1] == UInt8(ascii: "o") {
+            let hex = u[1] == UInt8(ascii: "x")
+            let end = digits(2) { isDigit($0) && (hex || $0 < 56) || (hex && (($0 | 0x20) >= 97 && ($0 | 0x20) <= 102)) }
+            return end == u.count ? .int : .string
+        }
+        let intEnd = digits(i, isDigit)
+        if intEnd == u.count && intEnd > i { return .int }
+        // [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+        var j = intEnd
+        var mantissa = intEnd > i
+        if j < u.count, u[j] == UInt8(ascii: ".") {
+            let f = digits(j + 1, isDigit)
+            mantissa = mantissa || f > j + 1
+            j = f
+        }
+        guard mantissa else { return .string }
+        if j < u.count, u[j] == UInt8(ascii: "e") || u[j] == UInt8(ascii: "E") {
+            var k = j + 1
+            if k < u.count, u[k] == UInt8(ascii: "-") || u[k] == UInt8(ascii: "+") { k += 1 }
+            let e = digits(k, isDigit)
+            guard e > k else { return .string }
+            j = e
+        }
+        return j == u.count ? .float : .string
     }
 }

@@ -411,3 +411,36 @@ func expectDiag(_ diags: [Diagnostic], _ code: DiagnosticCode, line: Int, column
         #expect(d.description == "a.yaml:3:5: error[missing_input]: node 'n' port 'p': needs it")
     }
 }
+
+@Suite struct ScalarTests {
+    @Test func plainScalarsFollowTheYAML12CoreSchema() {
+        let cases: [(String, YValue.ScalarKind)] = [
+            ("42", .int), ("-7", .int), ("+3", .int), ("0x1F", .int), ("0o17", .int), ("0o19", .string),
+            ("3.5", .float), ("-.5", .float), ("1e3", .float), ("2.", .float), ("1.5E-2", .float), (".inf", .float), ("-.Inf", .float), (".nan", .float),
+            ("true", .bool), ("False", .bool), ("yes", .string), ("no", .string), ("on", .string),
+            ("~", .null), ("null", .null), ("", .null),
+            ("1e", .string), ("e3", .string), (".", .string), ("-", .string), ("12px", .string), ("1_000", .string), ("a husky", .string),
+        ]
+        for (s, kind) in cases {
+            #expect(YValue.classify(s) == kind, "'\(s)'")
+        }
+    }
+
+    @Test func quotedScalarsAreAlwaysText() throws {
+        let wf = try Compiler.compile(source: """
+        version: 1
+        nodes:
+          d: { type: t.describe, with: { text: "42" } }
+          s: { type: t.save, with: { text: $d.text } }
+        """, file: "wf.yaml", registry: registry())
+        guard case .value(.text("42"))? = wf.nodes[wf.index(of: "d")!].inputs["text"] else { Issue.record("quoted"); return }
+        // A quoted number still converts for a number port (it is how "${param}" splices arrive).
+        let wf2 = try Compiler.compile(source: """
+        version: 1
+        nodes:
+          n: { type: t.number, with: { value: "42" } }
+          s: { type: t.save, with: { text: $n.label } }
+        """, file: "wf.yaml", registry: registry())
+        guard case .value(.int(42))? = wf2.nodes[wf2.index(of: "n")!].inputs["value"] else { Issue.record("quoted int"); return }
+    }
+}
