@@ -124,7 +124,112 @@ def make_rng_scalar():
     save_file(out, os.path.join(OUT, "rng_scalar.safetensors"), metadata={"made_by": "torch %s %s" % (torch.__version__, cap)})
 
 
-GROUPS = {"io": make_io, "rng": make_rng}
+def make_kernels():
+    """Each case k stores inputs as k.<name> (f32 unless the weight dtype is under test) and the
+    reference output k.out, computed by torch in float64 from the stored (rounded) inputs."""
+    g = torch.Generator().manual_seed(2024)
+    F = torch.nn.functional
+    out = {}
+
+    def rnd(*shape, scale=1.0):
+        return torch.randn(shape, generator=g) * scale
+
+    def put(prefix, **tensors):
+        for k, v in tensors.items():
+            out[prefix + "." + k] = v.contiguous().clone()
+
+    def d(t):
+        return t.to(torch.float64)
+
+    # Linear, weight stored as f32 / f16 / bf16; with and without bias.
+    x = rnd(2, 3, 40)
+    b = rnd(24)
+    for dt, name in [(torch.float32, "f32"), (torch.float16, "f16"), (torch.bfloat16, "bf16")]:
+        w = rnd(24, 40, scale=0.2).to(dt)
+        put("linear." + name, x=x, weight=w, bias=b, out=F.linear(d(x), d(w), d(b)).float())
+    w = rnd(7, 40)
+    put("linear.nobias", x=x, weight=w, out=F.linear(d(x), d(w)).float())
+
+    # conv2d cases: (name, x shape, w shape, stride, padding (t, b, l, r), dilation, groups, bias)
+    convs = [
+        ("basic", (2, 6, 9, 11), (8, 6, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+        ("down", (1, 4, 10, 10), (5, 4, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, True),
+        ("asym", (1, 4, 10, 10), (5, 4, 3, 3), (2, 2), (0, 1, 0, 1), (1, 1), 1, True),
+        ("dilated", (1, 3, 12, 12), (4, 3, 3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1, False),
+        ("groups", (1, 6, 7, 7), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, True),
+        ("depthwise", (1, 5, 8, 8), (5, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, True),
+        ("pointwise", (2, 8, 5, 5), (6, 8, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
+        ("rect", (1, 3, 9, 10), (2, 3, 5, 3), (1, 2), (2, 2, 1, 1), (1, 1), 1, True),
+        ("nopad", (1, 2, 6, 6), (3, 2, 3, 3), (3, 3), (0, 0, 0, 0), (1, 1), 1, False),
+    ]
+    for name, xs, ws, stride, pad, dil, groups, has_bias in convs:
+        x = rnd(*xs)
+        w = rnd(*ws, scale=0.3)
+        bias = rnd(ws[0]) if has_bias else None
+        xp = F.pad(d(x), (pad[2], pad[3], pad[0], pad[1]))
+        y = F.conv2d(xp, d(w), d(bias) if bias is not None else None, stride=stride, dilation=dil, groups=groups)
+        put("conv." + name, x=x, weight=w, out=y.float())
+        if bias is not None:
+            put("conv." + name, bias=bias)
+
+    # Group norm: affine eps 1e-5; plain eps 1e-6; affine + SiLU.
+    x = rnd(2, 8, 5, 6, scale=3) + 1.5
+    w, b = rnd(8), rnd(8)
+    put("groupnorm.affine", x=x, weight=w, bias=b, out=F.group_norm(d(x), 4, d(w), d(b), eps=1e-5).float())
+    put("groupnorm.plain", x=x, out=F.group_norm(d(x), 2, eps=1e-6).float())
+    put("groupnorm.silu", x=x, weight=w, bias=b, out=F.silu(F.group_norm(d(x), 4, d(w), d(b), eps=1e-5)).float())
+
+    # Layer norm over the last dimension.
+    x = rnd(3, 7, 32, scale=2) - 0.7
+    w, b = rnd(32), rnd(32)
+    put("layernorm.affine", x=x, weight=w, bias=b, out=F.layer_norm(d(x), (32,), d(w), d(b), eps=1e-5).float())
+    put("layernorm.plain", x=x, out=F.layer_norm(d(x), (32,), eps=1e-6).float())
+
+    # Softmax with large offsets (stability).
+    x = rnd(4, 33, scale=5) + torch.tensor([0.0, 100.0, -100.0, 80.0]).reshape(4, 1)
+    put("softmax", x=x, out=torch.softmax(d(x), dim=-1).float())
+
+    # Activations on [-8, 8] plus random values.
+    x = torch.cat([torch.linspace(-8, 8, 801), rnd(199, scale=3)])
+    put("act", x=x, gelu=F.gelu(d(x)).float(), gelu_tanh=F.gelu(d(x), approximate="tanh").float(),
+        quick_gelu=(d(x) * torch.sigmoid(1.702 * d(x))).float(), silu=F.silu(d(x)).float())
+    x = rnd(2, 5, 16, scale=2)
+    a, gate = d(x).chunk(2, dim=-1)
+    put("geglu", x=x, out=(a * F.gelu(gate)).float())
+
+    # Nearest upsampling: 2x and to an odd size.
+    x = rnd(1, 3, 4, 5)
+    put("upsample2x", x=x, out=F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    x = rnd(1, 2, 3, 4)
+    put("upsample.size", x=x, out=F.interpolate(x, size=(7, 9), mode="nearest"))
+
+    # Attention: q [B, Nq, H*D], k [B, Nk, H*D], v [B, Nk, H*Dv].
+    def sdpa(q, k, v, heads, mask=None, causal=False, scale=None):
+        B, Nq, HD = q.shape
+        Nk, HDv = k.shape[1], v.shape[2]
+        qh = d(q).reshape(B, Nq, heads, -1).transpose(1, 2)
+        kh = d(k).reshape(B, Nk, heads, -1).transpose(1, 2)
+        vh = d(v).reshape(B, Nk, heads, -1).transpose(1, 2)
+        o = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=None if mask is None else d(mask),
+                                           is_causal=causal, scale=scale)
+        return o.transpose(1, 2).reshape(B, Nq, HDv).float()
+
+    q, k, v = rnd(2, 50, 32), rnd(2, 37, 32), rnd(2, 37, 24)
+    put("attn.plain", q=q, k=k, v=v, out=sdpa(q, k, v, 4))
+    put("attn.scale", out=sdpa(q, k, v, 4, scale=0.5))
+    m4 = rnd(2, 1, 50, 37, scale=2)
+    put("attn.mask4", mask=m4, out=sdpa(q, k, v, 4, mask=m4))
+    m2 = torch.zeros(50, 37)
+    m2[:, 30:] = float("-inf")
+    put("attn.mask2", mask=m2, out=sdpa(q, k, v, 4, mask=m2))
+    qs, ks, vs = rnd(1, 20, 16), rnd(1, 20, 16), rnd(1, 20, 16)
+    put("attn.causal", q=qs, k=ks, v=vs, out=sdpa(qs, ks, vs, 2, causal=True))
+    put("attn.causal_wide", out=sdpa(qs[:, :12], ks, vs, 2, causal=True))
+
+    save_file(out, os.path.join(OUT, "kernels.safetensors"), metadata={"made_by": "torch " + torch.__version__})
+
+
+GROUPS = {"io": make_io, "rng": make_rng, "kernels": make_kernels}
 HIDDEN = {"rng_scalar": make_rng_scalar}
 
 
