@@ -224,3 +224,58 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: target.deletingLastPathComponent().path) == ["out.png"])
     }
 }
+
+/// Damaged files of both formats must decode or throw, never crash (deterministic mutations).
+@Suite struct DamagedFileTests {
+    func mutations(of data: Data, count: Int, seed: UInt64) -> [Data] {
+        var s = seed
+        func next() -> Int {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            return Int(s % UInt64(Int32.max))
+        }
+        var out: [Data] = []
+        for i in 0..<count {
+            var d = data
+            switch i % 3 {
+            case 0: // flip a few bytes
+                for _ in 0..<(1 + next() % 4) { d[next() % d.count] ^= UInt8(1 + next() % 255) }
+            case 1: // overwrite a run with garbage
+                let at = next() % d.count
+                for k in at..<min(d.count, at + 1 + next() % 16) { d[k] = UInt8(next() % 256) }
+            default: // drop a slice from the middle
+                let at = next() % d.count
+                d.removeSubrange(at..<min(d.count, at + 1 + next() % 64))
+            }
+            out.append(d)
+        }
+        return out
+    }
+
+    @Test func mutatedPNGsNeverCrash() throws {
+        let good = try PNG.encode(randomImage(width: 24, height: 20, channels: 4), depth: .uint16, text: [("k", "value")])
+        var failures = 0
+        for d in mutations(of: good, count: 300, seed: 42) {
+            do { _ = try PNG.decode(d) } catch let e as ImagingError {
+                failures += 1
+                #expect(!e.message.isEmpty)
+            }
+        }
+        #expect(failures > 100) // most mutations are detected (CRCs, zlib checks)
+    }
+
+    @Test func mutatedTIFFsNeverCrash() throws {
+        var datas = [try TIFF.encode(randomImage(width: 24, height: 20, channels: 3), depth: .uint8)]
+        datas.append(try Fixtures.data("tiff-tiled-gray8.tif"))
+        datas.append(try Fixtures.data("tiff-planar-rgb16.tif"))
+        var failures = 0
+        for (n, good) in datas.enumerated() {
+            for d in mutations(of: good, count: 150, seed: UInt64(7 + n)) {
+                do { _ = try TIFF.decode(d) } catch let e as ImagingError {
+                    failures += 1
+                    #expect(!e.message.isEmpty)
+                }
+            }
+        }
+        #expect(failures > 50)
+    }
+}
