@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Workflow", "CoreNodes", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", "Engine", .product(name: "NodeKit", package: "NodeKit")]),
+        .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
         .testTarget(name: "CLITests", dependencies: ["Imaging", "llmga"]),

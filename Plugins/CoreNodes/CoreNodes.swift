@@ -9,7 +9,7 @@ public enum CoreNodes {
         ImageLoad.self, ImageSave.self, ImageResize.self, ImageCrop.self, ImagePadForOutpaint.self,
         ImageComposite.self, ImageCanny.self, ImageBlur.self,
         MaskThreshold.self, MaskInvert.self, MaskGrow.self, MaskBlur.self, MaskFromImage.self,
-        TextTemplate.self, TextConcat.self, MathFloat.self, MathInt.self,
+        TextTemplate.self, TextConcat.self, TextSave.self, MathFloat.self, MathInt.self,
     ]
 
     public static func register(into registry: NodeRegistry) throws {

@@ -10,7 +10,7 @@ public struct ImageLoad: NodeType {
     public static let schema = NodeSchema(
         summary: "Load a PNG or TIFF image; its alpha becomes a mask (1 - alpha).",
         inputs: [
-            InputSpec("path", .text, doc: "Image file to read (PNG or TIFF, recognised by content); relative to the workflow's folder.",
+            InputSpec("path", .text, doc: "Image file to read (PNG or TIFF, recognised by content); relative paths resolve against the directory llmga runs in.",
                       role: .inputFile),
         ],
         outputs: [
@@ -48,7 +48,7 @@ public struct ImageSave: NodeType {
         summary: "Save an image as PNG (with the workflow and params in iTXt chunks) or TIFF, atomically.",
         inputs: [
             InputSpec("image", .image, doc: "The image to save (1-4 channels)."),
-            InputSpec("path", .text, doc: "Output file; missing folders are created. Relative paths resolve against the output base directory.",
+            InputSpec("path", .text, doc: "Output file; missing folders are created. Relative paths resolve against the directory llmga runs in.",
                       role: .outputFile),
             InputSpec("format", .text, doc: "File format; 'auto' picks it from the extension (.png, .tif, .tiff).",
                       default: .text("auto"), choices: ["auto", "png", "tiff"]),

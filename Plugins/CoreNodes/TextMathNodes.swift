@@ -184,3 +184,38 @@ public struct MathInt: NodeType {
         return Outputs(["result": .int(r)])
     }
 }
+
+/// `text.save`: write text to a file (a generated prompt, a reply), atomically.
+public struct TextSave: NodeType {
+    public static let id = "text.save"
+    public static let version = 1
+    public static let schema = NodeSchema(
+        summary: "Save text to a UTF-8 file, atomically.",
+        inputs: [
+            InputSpec("text", .text, doc: "The text to write."),
+            InputSpec("path", .text, doc: "Output file; missing folders are created. Relative paths resolve against the directory llmga runs in.",
+                      role: .outputFile),
+            InputSpec("newline", .bool, doc: "End the file with a newline if the text does not.", default: .bool(true)),
+        ],
+        outputs: [OutputSpec("path", .text, doc: "The absolute path written.")],
+        isSink: true)
+
+    public init() {}
+
+    public func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
+        var text = try inputs.text("text")
+        if try inputs.bool("newline"), !text.hasSuffix("\n") { text += "\n" }
+        let url = context.resolvePath(try inputs.text("path")).standardizedFileURL
+        do {
+            try AtomicFile.write(to: url) { tmp in
+                try Data(text.utf8).write(to: tmp)
+                try context.checkCancellation()
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw NodeError("cannot write \(url.path): \(error.localizedDescription)", port: "path")
+        }
+        return Outputs(["path": .text(url.path)], writtenFiles: [url.path])
+    }
+}

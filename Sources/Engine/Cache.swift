@@ -118,7 +118,7 @@ public final class DiskCache: @unchecked Sendable {
         guard result.outputs.values.allSatisfy(ValueCodec.isEncodable) else { return false }
         let header: [String: Any] = [
             "node_type": nodeType,
-            "created": ISO8601DateFormatter().string(from: Date()),
+            "created": Date().timeIntervalSince1970.rounded(),
             "files": result.writtenFiles.map { ["path": $0.path, "sha256": $0.digest.hex] },
         ]
         let headerBytes = Array(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))

@@ -11,7 +11,7 @@ import Testing
         let ids = Set(registry.all.map(\.id))
         #expect(ids == ["image.load", "image.save", "image.resize", "image.crop", "image.pad-for-outpaint",
                         "image.composite", "image.canny", "image.blur", "mask.threshold", "mask.invert", "mask.grow",
-                        "mask.blur", "mask.from-image", "text.template", "text.concat", "math.float", "math.int"])
+                        "mask.blur", "mask.from-image", "text.template", "text.concat", "text.save", "math.float", "math.int"])
         for node in registry.all {
             #expect(node.version == 1, "\(node.id)")
             #expect(node.pack == CoreNodes.pack)

@@ -7,7 +7,7 @@ final class TestModelPool: ModelPool, @unchecked Sendable {
     private var models: [String: any PortObject] = [:]
     private let lock = NSLock()
 
-    func model<T: PortObject>(key: String, load: @Sendable () async throws -> T) async throws -> T {
+    func model<T: PortObject>(key: String, load: @escaping @Sendable () async throws -> T) async throws -> T {
         if let m = lock.withLock({ models[key] }) as? T { return m }
         let m = try await load()
         lock.withLock { models[key] = m }

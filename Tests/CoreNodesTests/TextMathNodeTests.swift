@@ -104,3 +104,36 @@ private let ctx = TestContext(baseDirectory: FileManager.default.temporaryDirect
         #expect(e6?.port == "op")
     }
 }
+
+@Suite struct TextSaveTests {
+    @Test func writesAtomicallyWithNewlineAndReportsTheFile() async throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = TestContext(baseDirectory: dir)
+        let out = try await run(TextSave.self, ["text": .text("a husky, 家"), "path": .text("p/prompt.txt")], context: c)
+        let url = dir.appendingPathComponent("p/prompt.txt")
+        #expect(out["path"]?.textValue == url.standardizedFileURL.path)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "a husky, 家\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("p").path) == ["prompt.txt"])
+    }
+
+    @Test func cancellationBeforeTheRenameLeavesNothing() async throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = TestContext(baseDirectory: dir, cancelOnCheck: 1)
+        await #expect(throws: CancellationError.self) {
+            _ = try await run(TextSave.self, ["text": .text("x"), "path": .text("t.txt")], context: c)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".scratch") }.isEmpty)
+    }
+
+    @Test func unwritablePathNamesThePort() async throws {
+        let dir = try makeTempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("file".utf8).write(to: dir.appendingPathComponent("blocker"))
+        let e = await nodeError {
+            _ = try await run(TextSave.self, ["text": .text("x"), "path": .text("blocker/t.txt")], context: TestContext(baseDirectory: dir))
+        }
+        #expect(e?.port == "path")
+    }
+}

@@ -8,13 +8,17 @@ public enum AtomicFile {
     /// (use it for outputs people keep; a cache whose entries carry checksums can skip it).
     public static func write(_ data: Data, to url: URL, durable: Bool = true) throws {
         try write(to: url) { tmp in
-            guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: tmp.path])
+            if durable {
+                guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
+                    throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: tmp.path])
+                }
+                let h = try FileHandle(forWritingTo: tmp)
+                defer { try? h.close() }
+                try h.write(contentsOf: data)
+                try h.synchronize()
+            } else {
+                try data.write(to: tmp)
             }
-            let h = try FileHandle(forWritingTo: tmp)
-            defer { try? h.close() }
-            try h.write(contentsOf: data)
-            if durable { try h.synchronize() }
         }
     }
 
