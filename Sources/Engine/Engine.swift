@@ -95,13 +95,24 @@ public final class Engine: Sendable {
         return b
     }
 
-    /// The file content hash for `.inputFile` inputs given as text.
+    /// What a path input adds to the key beyond its literal text: for `.inputFile`, the file's
+    /// content hash (nil when unreadable: the node then runs and reports it); for `.outputFile`,
+    /// the resolved absolute path, so the same relative path run from another directory is a
+    /// different result. `.some(nil)` means nothing to add.
     private func fileComponent(_ spec: InputSpec?, _ v: Value) -> [UInt8]?? {
-        guard spec?.role == .inputFile else { return .some(nil) }
-        guard case .text(let p) = v else { return .some(nil) }
+        guard let spec, spec.role != .value, case .text(let p) = v else { return .some(nil) }
         let url = resolve(p)
-        guard let d = try? files.hash(path: url.path) else { return nil }  // unreadable: let the node report it
-        return .some(Array("F".utf8) + d.bytes)
+        switch spec.role {
+        case .inputFile:
+            guard let d = try? files.hash(path: url.path) else { return nil }
+            return .some(Array("F".utf8) + d.bytes)
+        case .outputFile:
+            var b = Array("O".utf8)
+            ValueCodec.appendString(url.standardizedFileURL.path, &b)
+            return .some(b)
+        case .value:
+            return .some(nil)
+        }
     }
 
     private func resolve(_ path: String) -> URL {
@@ -127,7 +138,7 @@ public final class Engine: Sendable {
                     if let f { b += f }
                     return true
                 case .link(let u, let output):
-                    guard case .key(let k) = keys[u], spec?.role != .inputFile else { return false }
+                    guard case .key(let k) = keys[u], (spec?.role ?? .value) == .value else { return false }  // paths over links: keyed at run time
                     b += Array("L".utf8) + k.bytes
                     ValueCodec.appendString(output, &b)
                     return true

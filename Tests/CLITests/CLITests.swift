@@ -177,4 +177,32 @@ func jsonLines(_ s: String) -> [[String: Any]] {
         let usage = try llmga(["cache", "prune", "--cache-dir", cache], cwd: dir)
         #expect(usage.status != 0 && usage.stderr.contains("--max-size, --older-than or --all"))
     }
+
+    @Test func twoProcessesShareOneCacheDirectorySafely() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = dir.appendingPathComponent("cache").path
+        // Two processes run the same workflow at the same time into one cache, each writing its own outputs.
+        let outA = dir.appendingPathComponent("a"), outB = dir.appendingPathComponent("b")
+        try FileManager.default.createDirectory(at: outA, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: outB, withIntermediateDirectories: true)
+        var second: ProcessResult?
+        let first = try llmga(["run", demo, "--set", "image=\(sample)", "--cache-dir", cache], cwd: outA) { _, _ in
+            second = try? llmga(["run", demo, "--set", "image=\(sample)", "--cache-dir", cache], cwd: outB)
+        }
+        #expect(first.status == 0 && second?.status == 0, "\(first.stderr)\n\(second?.stderr ?? "")")
+        let a = try Data(contentsOf: outA.appendingPathComponent("out/demo-outpaint.png"))
+        let b = try Data(contentsOf: outB.appendingPathComponent("out/demo-outpaint.png"))
+        #expect(a == b)
+        // Every entry left in the cache is whole: a third run in a new place loads them without warnings.
+        let outC = dir.appendingPathComponent("c")
+        try FileManager.default.createDirectory(at: outC, withIntermediateDirectories: true)
+        let third = try llmga(["run", demo, "--set", "image=\(sample)", "--cache-dir", cache, "--events", "jsonl"], cwd: outC)
+        #expect(third.status == 0)
+        let events = jsonLines(third.stdout)
+        #expect(!events.contains { $0["event"] as? String == "warning" })
+        // The images themselves come from the cache; only the two savers run (their files are new here).
+        let started = Set(events.filter { $0["event"] as? String == "node_started" }.compactMap { $0["node"] as? String })
+        #expect(started == ["save-edges", "save-canvas"])
+    }
 }

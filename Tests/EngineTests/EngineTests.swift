@@ -405,3 +405,26 @@ final class OtherModel: PortObject {
         #expect(throws: (any Error).self) { try h.hash(path: dir.appendingPathComponent("missing").path) }
     }
 }
+
+@Suite struct OutputPathKeyTests {
+    /// The same workflow with the same relative output path, run from two directories, writes both files.
+    @Test func relativeOutputPathsAreKeyedByWhereTheyResolve() async throws {
+        let root = tempDir()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let yaml = """
+        version: 1
+        nodes:
+          j: { type: t.join, with: { items: [1, 2] } }
+          w: { type: t.write, with: { text: $j.text, path: out.txt } }
+        """
+        var o = EngineOptions()
+        o.cache = .disk
+        o.cacheDirectory = root.appendingPathComponent("cache")
+        for sub in ["a", "b"] {
+            o.baseDirectory = root.appendingPathComponent(sub)
+            let r = await (try Engine(registry: testRegistry(), options: o)).run(try compile(yaml), events: RecordingSink())
+            #expect(r.executed.contains("w"), "\(sub)")
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("\(sub)/out.txt").path))
+        }
+    }
+}
