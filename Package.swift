@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Workflow", targets: ["Workflow"]),
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
     ],
     dependencies: [
         .package(path: "Plugins/NodeKit"),
@@ -28,6 +29,8 @@ let package = Package(
         // Libraries of ours. Tensor and Imaging import nothing of ours.
         .target(name: "Tensor", dependencies: ["CBLAS"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        // Stable Diffusion 1.5 family: tokenizer, text encoder, UNet, VAE, schedulers, pipelines.
+        .target(name: "Diffusion", dependencies: ["Tensor"]),
         .target(name: "Workflow", dependencies: [
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "Yams", package: "Yams"),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Imaging", "llmga"]),
     ]
 )
