@@ -229,11 +229,8 @@ public enum Ops {
                                     let scale = rstd * (wp?[ch] ?? 1)
                                     let shift = (bp?[ch] ?? 0) - mean * scale
                                     let s = xp + base + ci * spatial, d = op + base + ci * spatial
-                                    if fusedSiLU {
-                                        for i in 0..<spatial { let v = s[i] * scale + shift; d[i] = v / (1 + expf(-v)) }
-                                    } else {
-                                        for i in 0..<spatial { d[i] = s[i] * scale + shift }
-                                    }
+                                    for i in 0..<spatial { d[i] = s[i] * scale + shift }
+                                    if fusedSiLU { SIMDMath.apply(d, d, spatial, SIMDMath.silu) }
                                 }
                             }
                         }
@@ -320,45 +317,69 @@ public enum Ops {
 
     @inline(__always)
     static func softmaxRow(_ row: FloatPtr, _ n: Int) {
-        var m = -Float.infinity
-        for i in 0..<n { m = max(m, row[i]) }
-        var sum: Float = 0
-        for i in 0..<n { let e = expf(row[i] - m); row[i] = e; sum += e }
+        typealias V = SIMD16<Float>
+        var mv = V(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n {
+            let v = SIMDMath.load(row + i)
+            mv.replace(with: v, where: v .> mv)
+            i += 16
+        }
+        var m = mv.max()
+        while i < n { m = max(m, row[i]); i += 1 }
+        if m == -.infinity { m = 0 } // fully masked row: exp(-inf) = 0, sum 0, result NaN as in torch
+        let mb = V(repeating: m)
+        var acc = V(repeating: 0)
+        i = 0
+        while i + 16 <= n {
+            let e = SIMDMath.exp(SIMDMath.load(row + i) - mb)
+            SIMDMath.store(e, row + i)
+            acc += e
+            i += 16
+        }
+        var sum = acc.sum()
+        while i < n {
+            var v = V(repeating: -.infinity)
+            v[0] = row[i] - m
+            let e = SIMDMath.exp(v)[0]
+            row[i] = e
+            sum += e
+            i += 1
+        }
         let inv = 1 / sum
-        for i in 0..<n { row[i] *= inv }
+        for j in 0..<n { row[j] *= inv }
     }
 
     // MARK: - Activations
 
-    /// Applies `f` element-wise into a new tensor, in parallel.
+    /// Applies the vector function `f` element-wise into a new tensor, in parallel.
     @inline(__always)
-    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    static func map(_ x: Tensor, _ f: (SIMD16<Float>) -> SIMD16<Float>) -> Tensor {
         var out = x
         out.withUnsafeMutableBufferPointer { o in
             let box = UnsafeSendableBox(o.baseAddress!)
             Parallel.forRanges(o.count, minPerChunk: 1 << 15) { range in
-                let p = box.value
-                for i in range { p[i] = f(p[i]) }
+                let p = box.value + range.lowerBound
+                SIMDMath.apply(p, p, range.count, f)
             }
         }
         return out
     }
 
-    @inline(__always) static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
-
-    /// GELU with the exact erf: x·Φ(x).
-    public static func gelu(_ x: Tensor) -> Tensor { map(x) { geluScalar($0) } }
+    /// GELU with erf: x·Φ(x). erf is computed as torch's CPU kernels do (Abramowitz–Stegun 7.1.26,
+    /// absolute error about 4e-7 in float), so results track torch's own GELU.
+    public static func gelu(_ x: Tensor) -> Tensor { map(x, SIMDMath.gelu) }
 
     /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
     public static func geluTanh(_ x: Tensor) -> Tensor {
-        map(x) { v in 0.5 * v * (1 + tanhf(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
+        map(x) { v in v * 0.5 * (1 + SIMDMath.tanh((v + v * v * v * 0.044715) * 0.7978845608028654)) }
     }
 
     /// quick GELU (CLIP): x·σ(1.702·x).
-    public static func quickGelu(_ x: Tensor) -> Tensor { map(x) { v in v / (1 + expf(-1.702 * v)) } }
+    public static func quickGelu(_ x: Tensor) -> Tensor { map(x) { v in v / (1 + SIMDMath.exp(v * -1.702)) } }
 
     /// SiLU: x·σ(x).
-    public static func silu(_ x: Tensor) -> Tensor { map(x) { v in v / (1 + expf(-v)) } }
+    public static func silu(_ x: Tensor) -> Tensor { map(x, SIMDMath.silu) }
 
     /// GEGLU: split the last dimension in halves [a, g] and return a · gelu(g) (diffusers order).
     public static func geglu(_ x: Tensor) throws -> Tensor {
@@ -377,7 +398,8 @@ public enum Ops {
                     let (xp, op) = box.value
                     for r in range {
                         let a = xp + r * d2, g = a + d, o = op + r * d
-                        for i in 0..<d { o[i] = a[i] * geluScalar(g[i]) }
+                        SIMDMath.apply(g, o, d, SIMDMath.gelu)
+                        for i in 0..<d { o[i] *= a[i] }
                     }
                 }
             }

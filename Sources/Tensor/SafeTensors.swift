@@ -57,7 +57,7 @@ public struct StoredTensor: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     /// Where the bytes came from (for messages): a file path or "memory".
     public let source: String
-    private let owner: AnyObject
+    let owner: AnyObject
 
     public var elementCount: Int { shape.reduce(1, *) }
 
