@@ -228,7 +228,21 @@ public struct WorkflowDocument: Sendable {
             if let c = context { msg += " (\(c.text) at \(c.mark.line):\(c.mark.column))" }
             return Diagnostic(.error, .yamlSyntax, msg, at: loc(mark))
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return Diagnostic(.error, .duplicateKey, "a key appears twice in one mapping: \(duplicates.map { "'\($0)'" }.joined(separator: ", "))", at: loc(context.mark))
+            // Yams marks the first occurrence; point at the repeat (same indentation, later line).
+            let first = context.mark
+            let lines = context.text.components(separatedBy: "\n")
+            var at = loc(first)
+            if let key = duplicates.first, first.line >= 1 {
+                let indent = String(repeating: " ", count: max(0, first.column - 1))
+                for n in first.line..<lines.count {
+                    let l = lines[n]
+                    if l.hasPrefix(indent + key + ":") || l.hasPrefix(indent + "\"" + key + "\":") {
+                        at = SourceLocation(file: file, line: n + 1, column: first.column)
+                        break
+                    }
+                }
+            }
+            return Diagnostic(.error, .duplicateKey, "\(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears twice in one mapping (first at \(first.line):\(first.column))", at: at)
         case .reader(let problem, let offset, _, _):
             return Diagnostic(.error, .yamlSyntax, "\(problem)\(offset.map { " at byte \($0)" } ?? "")", at: SourceLocation(file: file, line: 1, column: 1))
         default:

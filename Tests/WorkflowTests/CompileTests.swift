@@ -111,13 +111,23 @@ func expectDiag(_ diags: [Diagnostic], _ code: DiagnosticCode, line: Int, column
     @Test func yamlSyntaxErrorHasLineAndColumn() {
         let d = diagnose("version: 1\nnodes:\n  a:\n    type: [t.save\n")
         #expect(d.count == 1)
-        #expect(d.first?.code == .yamlSyntax)
-        #expect((d.first?.location.line ?? 0) >= 4)
+        expectDiag(d, .yamlSyntax, line: 5, column: 1)
+        #expect(d.first?.message.contains("4:11") == true, "names where the unclosed list starts")
     }
 
-    @Test func duplicateNodeID() {
+    @Test func duplicateNodeIDPointsAtTheRepeat() {
         let d = diagnose("version: 1\nnodes:\n  a:\n    type: t.save\n  a:\n    type: t.save\n")
-        #expect(d.contains { $0.code == .duplicateKey && $0.location.line > 0 })
+        expectDiag(d, .duplicateKey, line: 5, column: 3)
+        #expect(d.first?.message.contains("first at 3:3") == true)
+    }
+
+    @Test func badParamsAndBadDocumentShape() {
+        let d = diagnose("version: 1\nparams:\n  \"bad name\": 1\n  m: {a: 1}\nnodes: [1, 2]\n")
+        expectDiag(d, .badParam, line: 3, column: 3)
+        expectDiag(d, .badParam, line: 4, column: 6)
+        expectDiag(d, .badDocument, line: 5, column: 8)
+        let top = diagnose("- just\n- a list\n")
+        expectDiag(top, .badDocument, line: 1, column: 1)
     }
 
     @Test func unknownNodeTypeSuggests() {
