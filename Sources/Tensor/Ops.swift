@@ -317,6 +317,14 @@ public enum Ops {
 
     @inline(__always)
     static func softmaxRow(_ row: FloatPtr, _ n: Int) {
+        let inv = 1 / expShiftedRow(row, n)
+        for j in 0..<n { row[j] *= inv }
+    }
+
+    /// Replaces row[j] by exp(row[j] − max) and returns the sum (a fully masked row of −inf
+    /// gives zeros and sum 0, so normalising yields NaN as in torch).
+    @inline(__always)
+    static func expShiftedRow(_ row: FloatPtr, _ n: Int) -> Float {
         typealias V = SIMD16<Float>
         var mv = V(repeating: -.infinity)
         var i = 0
@@ -327,7 +335,7 @@ public enum Ops {
         }
         var m = mv.max()
         while i < n { m = max(m, row[i]); i += 1 }
-        if m == -.infinity { m = 0 } // fully masked row: exp(-inf) = 0, sum 0, result NaN as in torch
+        if m == -.infinity { m = 0 }
         let mb = V(repeating: m)
         var acc = V(repeating: 0)
         i = 0
@@ -346,8 +354,7 @@ public enum Ops {
             sum += e
             i += 1
         }
-        let inv = 1 / sum
-        for j in 0..<n { row[j] *= inv }
+        return sum
     }
 
     // MARK: - Activations
@@ -521,6 +528,7 @@ public enum Ops {
         guard chunk >= 1 else { throw TensorError("attention: chunk must be >= 1") }
         let chunk = min(chunk, max(1, nq))
         let scores = TensorStorage(uninitializedCount: chunk * nk)
+        let sums = TensorStorage(uninitializedCount: chunk)
         query.withUnsafeBufferPointer { qs in
             key.withUnsafeBufferPointer { ks in
                 value.withUnsafeBufferPointer { vs in
@@ -547,9 +555,18 @@ public enum Ops {
                                             (scores.pointer + r * nk + i0 + r + 1).update(repeating: -.infinity, count: nk - (i0 + r + 1))
                                         }
                                     }
-                                    softmaxRows(scores.pointer, rows: m, cols: nk)
+                                    // Unnormalised probabilities; the 1/sum goes onto the Dv-wide output rows.
+                                    let sp = UnsafeSendableBox((scores.pointer, sums.pointer))
+                                    Parallel.forRanges(m, minPerChunk: max(1, 16384 / max(1, nk))) { range in
+                                        let (sc, su) = sp.value
+                                        for r in range { su[r] = 1 / expShiftedRow(sc + r * nk, nk) }
+                                    }
                                     GEMM.sgemm(m: m, n: dv, k: nk, a: scores.pointer, lda: nk, b: v, ldb: hdv,
                                                beta: 0, c: o + i0 * hdv, ldc: hdv)
+                                    for r in 0..<m {
+                                        let row = o + (i0 + r) * hdv, inv = sums.pointer[r]
+                                        for j in 0..<dv { row[j] *= inv }
+                                    }
                                     i0 += m
                                 }
                             }

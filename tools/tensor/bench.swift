@@ -1,12 +1,15 @@
 // Benchmarks for the Tensor kernels at SD1.5 sizes (not a test). Build and run with
 //   tools/tensor/bench.sh            (release build, OPENBLAS_CORETYPE=SkylakeX)
-// Prints the median of several runs per case.
+// Prints the median and the minimum of several runs per case (and the rates they give), plus the
+// load average, since the machine is shared. BENCH_ATTENTION_SWEEP=1 times attention chunk sizes.
 import CBLAS
 import Foundation
 
 @main
 struct Bench {
-    static func median(_ runs: Int, _ body: () throws -> Void) rethrows -> Double {
+    /// Median and minimum wall time of `runs` runs after one warm-up run. On a shared machine the
+    /// minimum is the better estimate of the kernel's own speed.
+    static func median(_ runs: Int, _ body: () throws -> Void) rethrows -> (median: Double, min: Double) {
         try body() // warm-up
         var times: [Double] = []
         for _ in 0..<runs {
@@ -15,13 +18,13 @@ struct Bench {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         times.sort()
-        return times[times.count / 2]
+        return (times[times.count / 2], times[0])
     }
 
-    static func report(_ name: String, seconds: Double, flops: Double? = nil, bytes: Double? = nil) {
-        var line = String(format: "%-48@ %9.2f ms", name as NSString, seconds * 1e3)
-        if let flops { line += String(format: "   %7.1f GFLOP/s", flops / seconds / 1e9) }
-        if let bytes { line += String(format: "   %7.2f GB/s", bytes / seconds / 1e9) }
+    static func report(_ name: String, seconds t: (median: Double, min: Double), flops: Double? = nil, bytes: Double? = nil) {
+        var line = String(format: "%-44@ median %9.2f ms  min %9.2f ms", name as NSString, t.median * 1e3, t.min * 1e3)
+        if let flops { line += String(format: "   %6.1f / %6.1f GFLOP/s", flops / t.median / 1e9, flops / t.min / 1e9) }
+        if let bytes { line += String(format: "   %6.2f / %6.2f GB/s", bytes / t.median / 1e9, bytes / t.min / 1e9) }
         print(line)
     }
 
@@ -32,7 +35,16 @@ struct Bench {
 
     static func main() throws {
         let env = ProcessInfo.processInfo.environment
+        if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) { print("loadavg \(load.split(separator: " ").prefix(3).joined(separator: " "))") }
         print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)")  core \(String(cString: openblas_get_corename()))  OpenBLAS threads \(GEMM.threadCount)  workers \(Parallel.workerCount)")
+        if env["BENCH_ATTENTION_SWEEP"] != nil {
+            let q = try random([2, 4096, 320], seed: 6), k = try random([2, 4096, 320], seed: 7), v = try random([2, 4096, 320], seed: 8)
+            for chunk in [32, 64, 128, 256, 512, 1024] {
+                let ta = try median(5) { _ = try Ops.attention(query: q, key: k, value: v, heads: 8, chunk: chunk) }
+                report("attention [2,4096,320] 8 heads chunk \(chunk)", seconds: ta, flops: 2 * 2 * 8 * 4096 * 4096 * 40 * 2)
+            }
+            return
+        }
         if env["BENCH_ONLY_ELEMENTWISE"] != nil {
             let small = try random([1 << 20], seed: 20)
             let ts = try median(21) { _ = Ops.silu(small) }
