@@ -355,3 +355,31 @@ import Testing
         #expect(two == [1, -2])
     }
 }
+
+@Suite struct UnalignedDataTests {
+    /// A 3-byte U8 tensor first puts the following F32/F16 data at odd addresses.
+    @Test func unalignedFloatTensorsConvertAndFeedKernels() throws {
+        let weights: [Float] = [1, 2, 3, -1, 0.5, 4]
+        var data: [UInt8] = [7, 8, 9]
+        let w32 = weights.withUnsafeBufferPointer { FloatConversion.encode($0, as: .f32) }
+        let w16 = weights.withUnsafeBufferPointer { FloatConversion.encode($0, as: .f16) }
+        data += w32 + w16
+        let header = "{\"pad\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]},"
+            + "\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[3,27]},"
+            + "\"h\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[27,39]}}"
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/u.safetensors"
+        try writeBytes(rawSafeTensors(header: header, data: data), p)
+        let f = try SafeTensorsFile(path: p)
+        let w = try f.stored("w")
+        #expect(Int(bitPattern: w.bytes.baseAddress!) % 4 != 0)
+        #expect(try w.floats() == weights)
+        #expect(try f.floats("h") == weights)
+        try w.withFloats { #expect(Array($0) == weights) }
+        let x = try Tensor(shape: [1, 3], scalars: [1, 1, 1])
+        #expect(try Ops.linear(x, weight: w).scalars == [6, 3.5])
+        #expect(try Ops.linear(x, weight: f.stored("h")).scalars == [6, 3.5])
+        #expect(try f.stored("pad").bytes.elementsEqual([7, 8, 9]))
+    }
+}
