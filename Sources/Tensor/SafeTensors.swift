@@ -159,7 +159,10 @@ extension TensorSource {
     }
 }
 
-/// One memory-mapped safetensors file, fully validated when opened.
+/// One memory-mapped safetensors file, fully validated when opened: header length, JSON, every
+/// entry's dtype, shape, offsets (inside the data section, not overlapping) and byte size.
+/// Tensor bytes are read lazily from the mapping. As with any mapping, truncating the file while
+/// it is open makes later reads fault: replace checkpoint files by renaming, never in place.
 public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
     public let path: String
     /// The `__metadata__` string map (empty when absent).
