@@ -47,7 +47,7 @@ let package = Package(
         ], path: "Plugins/CoreNodes"),
 
         .executableTarget(name: "llmga", dependencies: [
-            "Engine", "Workflow", "CoreNodes",
+            "Engine", "Workflow", "CoreNodes", "Imaging",
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -14,6 +14,13 @@ enum Exit {
 }
 
 @main
+enum Main {
+    static func main() async {
+        OpenBLASSetup.reexecIfNeeded()
+        await LLMGA.main()
+    }
+}
+
 struct LLMGA: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llmga",
@@ -49,11 +56,18 @@ func stderr(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }
 
-/// Compiles a workflow, printing diagnostics; exits 2 on errors.
+/// Compiles a workflow, printing diagnostics; exits 2 on errors. A PNG written by `image.save`
+/// stands for the workflow it records: its `llmga:workflow` text with its `llmga:params`, and
+/// any `--set` on top.
 func compileOrExit(_ file: String, _ registry: NodeRegistry, _ sets: [String], quietWarnings: Bool = false) throws -> CompiledWorkflow {
     do {
-        let overrides = try Overrides(sets)
-        let wf = try Compiler.load(path: file, registry: registry, overrides: overrides)
+        let wf: CompiledWorkflow
+        if let recorded = try RecordedWorkflow(png: file) {
+            wf = try Compiler.compile(source: recorded.source, file: "\(file) (llmga:workflow)", registry: registry,
+                                      overrides: try Overrides(recorded.sets + sets))
+        } else {
+            wf = try Compiler.load(path: file, registry: registry, overrides: try Overrides(sets))
+        }
         if !quietWarnings { for w in wf.warnings { stderr(w.description) } }
         return wf
     } catch {
@@ -67,7 +81,7 @@ func compileOrExit(_ file: String, _ registry: NodeRegistry, _ sets: [String], q
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a workflow: only the nodes that feed an output run, and cached results are reused.")
 
-    @Argument(help: "The workflow YAML file.") var file: String
+    @Argument(help: "The workflow YAML file, or a PNG written by llmga (re-runs the workflow recorded in it).") var file: String
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a param (name=value) or a node input (node.input=value); repeatable.", valueName: "key=value"))
     var sets: [String] = []
     @Option(help: "Cache tiers: disk (memory + persistent directory), memory, or none.") var cache: CacheMode = .disk

@@ -205,4 +205,23 @@ func jsonLines(_ s: String) -> [[String: Any]] {
         let started = Set(events.filter { $0["event"] as? String == "node_started" }.compactMap { $0["node"] as? String })
         #expect(started == ["save-edges", "save-canvas"])
     }
+
+    @Test func aSavedPNGReRunsTheWorkflowItRecords() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try llmga(["run", demo, "--set", "image=\(sample)", "--set", "pad=16", "--cache", "none"], cwd: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        let recorded = dir.appendingPathComponent("recorded.png")
+        try FileManager.default.moveItem(at: dir.appendingPathComponent("out/demo-outpaint.png"), to: recorded)
+        // The recorded params (pad=16) apply, and --set still overrides them.
+        let again = try llmga(["run", "recorded.png", "--cache", "none"], cwd: dir)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try PNG.read(contentsOf: dir.appendingPathComponent("out/demo-outpaint.png")).image.width == 256 + 32)
+        let changed = try llmga(["run", "recorded.png", "--set", "pad=4", "--cache", "none"], cwd: dir)
+        #expect(changed.status == 0)
+        #expect(try PNG.read(contentsOf: dir.appendingPathComponent("out/demo-outpaint.png")).image.width == 256 + 8)
+        // A PNG without a recorded workflow is refused plainly.
+        let plain = try llmga(["run", sample], cwd: dir)
+        #expect(plain.status == 2 && plain.stderr.contains("records no workflow"))
+    }
 }
