@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "Prompter", targets: ["Prompter"]),
     ],
     dependencies: [
         .package(path: "Plugins/NodeKit"),
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Stable Diffusion 1.5 family: tokenizer, text encoder, UNet, VAE, schedulers, pipelines.
         .target(name: "Diffusion", dependencies: ["Tensor"]),
+        // The LLMGA MLLM: tokenizers, chat templates, LLM decoders, vision tower, remote backend.
+        .target(name: "Prompter", dependencies: ["Tensor"]),
         .target(name: "Workflow", dependencies: [
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "Yams", package: "Yams"),
@@ -59,6 +62,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Imaging", "llmga"]),
     ]
 )
