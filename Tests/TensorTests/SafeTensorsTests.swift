@@ -383,3 +383,30 @@ import Testing
         #expect(try f.stored("pad").bytes.elementsEqual([7, 8, 9]))
     }
 }
+
+@Suite struct StoredTensorViewTests {
+    @Test func viewKeepsBytesAndChecksElementCount() throws {
+        let f = try SafeTensorsFile(path: fixturePath("kernels.safetensors"))
+        let w = try f.stored("conv.pointwise.weight")          // [6, 8, 1, 1]
+        let lin = try w.viewed(as: [6, 8], key: "as.linear")
+        #expect(lin.shape == [6, 8] && lin.key == "as.linear" && lin.dtype == w.dtype)
+        #expect(lin.bytes.baseAddress == w.bytes.baseAddress)
+        #expect(try lin.floats() == w.floats())
+        #expect(try w.viewed(as: [48]).key == w.key)
+        #expect(throws: SafeTensorsError.invalidTensor(key: w.key, reason: "cannot view shape [6, 8, 1, 1] as [7, 8]")) {
+            _ = try w.viewed(as: [7, 8])
+        }
+        #expect(throws: SafeTensorsError.self) { _ = try w.viewed(as: [-6, -8]) }
+        // A 1x1 convolution equals the linear layer on the viewed weight (per pixel).
+        let x = try f.tensor("conv.pointwise.x")                 // [2, 8, 5, 5]
+        let conv = try Ops.conv2d(x, weight: w)
+        let xs = x.scalars
+        var tokens = [Float](repeating: 0, count: 2 * 25 * 8)
+        for b in 0..<2 { for c in 0..<8 { for p in 0..<25 { tokens[(b * 25 + p) * 8 + c] = xs[(b * 8 + c) * 25 + p] } } }
+        let y = try Ops.linear(Tensor(shape: [50, 8], scalars: tokens), weight: lin).scalars
+        let cs = conv.scalars
+        var maxErr: Float = 0
+        for b in 0..<2 { for o in 0..<6 { for p in 0..<25 { maxErr = max(maxErr, abs(cs[(b * 6 + o) * 25 + p] - y[(b * 25 + p) * 6 + o])) } } }
+        #expect(maxErr < 1e-5)
+    }
+}
