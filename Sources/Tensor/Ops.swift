@@ -422,6 +422,7 @@ public enum Ops {
         guard x.rank == 4 else { throw TensorError("upsampleNearest: input must be [N, C, H, W], got \(x.shape)") }
         guard height >= 1, width >= 1 else { throw TensorError("upsampleNearest: output size must be positive") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        guard h >= 1, w >= 1 else { throw TensorError("upsampleNearest: input \(x.shape) has an empty spatial dimension") }
         var out = try Tensor(zeros: [n, c, height, width])
         let sh = Float(h) / Float(height), sw = Float(w) / Float(width)
         let colIndex = (0..<width).map { min(Int((Float($0) * sw).rounded(.down)), w - 1) }

@@ -120,6 +120,8 @@ import Testing
         #expect(z.shape == [1, 2, 7, 9])
         #expect(z.scalars == (try f.floats("upsample.size.out")))
         #expect(throws: TensorError.self) { _ = try Ops.upsampleNearest2x(Tensor(zeros: [3, 4])) }
+        #expect(throws: TensorError.self) { _ = try Ops.upsampleNearest(Tensor(zeros: [1, 2, 0, 3]), height: 2, width: 2) }
+        #expect(throws: TensorError.self) { _ = try Ops.upsampleNearest(t("upsample2x.x"), height: 0, width: 2) }
     }
 
     @Test func concatAlongChannelsAndOtherAxes() throws {
