@@ -44,8 +44,13 @@ public final class FileHasher: @unchecked Sendable {
         public var description: String
     }
 
-    /// The SHA-256 of the file's content.
+    /// The SHA-256 of the file's content. For a directory (a diffusers model folder), a digest
+    /// over its files' relative paths and content hashes, recursively; hidden files are skipped.
     public func hash(path: String) throws -> Digest {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            return try hashDirectory(path)
+        }
         let stamp = try Self.stamp(path)
         lock.lock()
         if let (s, d) = memo[path], s == stamp {
@@ -100,5 +105,27 @@ public final class FileHasher: @unchecked Sendable {
             hasher.update(data: chunk)
         }
         return Digest(Array(hasher.finalize()))
+    }
+
+    private func hashDirectory(_ path: String) throws -> Digest {
+        let root = URL(fileURLWithPath: path).resolvingSymlinksInPath()
+        guard let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey],
+                                                     options: [.skipsHiddenFiles]) else {
+            throw HashError(description: "\(path): cannot list the folder")
+        }
+        var files: [(String, String)] = []
+        let prefix = root.path.hasSuffix("/") ? root.path : root.path + "/"
+        for case let u as URL in e {
+            let real = u.resolvingSymlinksInPath()
+            guard (try? real.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
+            let rel = u.path.hasPrefix(prefix) ? String(u.path.dropFirst(prefix.count)) : u.lastPathComponent
+            files.append((rel, real.path))
+        }
+        var bytes = Array("llmga-dir-v1\u{0}".utf8)
+        for (rel, real) in files.sorted(by: { $0.0 < $1.0 }) {
+            bytes += Array(rel.utf8) + [0]
+            bytes += try hash(path: real).bytes
+        }
+        return Digest.of(bytes)
     }
 }

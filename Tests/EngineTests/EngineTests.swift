@@ -428,3 +428,27 @@ final class OtherModel: PortObject {
         }
     }
 }
+
+@Suite struct FolderHashTests {
+    @Test func foldersHashByTheirFiles() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model.appendingPathComponent("unet"), withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: model.appendingPathComponent("model_index.json"))
+        try Data("weights".utf8).write(to: model.appendingPathComponent("unet/w.safetensors"))
+        let h = FileHasher(memoDirectory: nil)
+        let d1 = try h.hash(path: model.path)
+        #expect(try FileHasher(memoDirectory: nil).hash(path: model.path) == d1)
+        try Data("weight2".utf8).write(to: model.appendingPathComponent("unet/w.safetensors"))
+        let d2 = try h.hash(path: model.path)
+        #expect(d2 != d1)
+        try FileManager.default.moveItem(at: model.appendingPathComponent("unet/w.safetensors"),
+                                         to: model.appendingPathComponent("unet/v.safetensors"))
+        let d3 = try h.hash(path: model.path)
+        #expect(d3 != d2, "a rename changes the folder's identity")
+        // Hidden files (editor swap files, .DS_Store) do not.
+        try Data("x".utf8).write(to: model.appendingPathComponent(".DS_Store"))
+        #expect(try h.hash(path: model.path) == d3)
+    }
+}
