@@ -131,13 +131,13 @@ public final class CLIPTextModel: @unchecked Sendable {
     }
 
     /// Loads `config.json` and the weights of a `text_encoder/` folder: `model.safetensors`, or
-    /// `model.fp16.safetensors` when only that variant is present, or a sharded
+    /// `model.fp16.safetensors` / `model.bf16.safetensors` when only that variant is present, or a sharded
     /// `model.safetensors.index.json`; `weightsFile` names another file in the folder.
     public convenience init(folder: String, weightsFile: String? = nil) throws {
         let url = URL(fileURLWithPath: folder)
         let config = try CLIPTextConfig(path: url.appendingPathComponent("config.json").path)
         let candidates = weightsFile.map { [$0] }
-            ?? ["model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors"]
+            ?? ["model.safetensors", "model.safetensors.index.json", "model.fp16.safetensors", "model.bf16.safetensors"]
         guard let name = candidates.first(where: {
             FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path)
         }) else {

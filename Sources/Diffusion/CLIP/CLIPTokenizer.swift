@@ -32,8 +32,10 @@ public final class CLIPTokenizer: @unchecked Sendable {
     private let byteEndIDs: [Int32]
     /// (left id << 32 | right id) → (rank << 32 | merged id).
     private let merges: [UInt64: UInt64]
-    /// Special token strings (as Unicode scalars), longest first, with their ids.
+    /// Special token strings (as Unicode scalars), longest first, with their ids: matched in the raw
+    /// text, and (`normalizedSpecials`) in the normalised text.
     private let specials: [([Unicode.Scalar], Int32)]
+    private let normalizedSpecials: [([Unicode.Scalar], Int32)]
     private let lock = NSLock()
     private var cache = BPECache()
 
@@ -43,6 +45,7 @@ public final class CLIPTokenizer: @unchecked Sendable {
     public init(vocabulary: [String: Int], merges mergePairs: [(String, String)],
                 bosToken: String = "<|startoftext|>", eosToken: String = "<|endoftext|>",
                 padToken: String = "<|endoftext|>", unkToken: String = "<|endoftext|>",
+                normalizedSpecialTokens: Set<String> = [],
                 modelMaxLength: Int = 77, source: String = "memory") throws {
         self.source = source
         func id(_ token: String, _ role: String) throws -> Int {
@@ -88,42 +91,61 @@ public final class CLIPTokenizer: @unchecked Sendable {
         var sp: [String: Int32] = [:]
         for (t, i) in [(bosToken, bosTokenID), (eosToken, eosTokenID), (unkToken, unkTokenID), (padToken, padTokenID)]
         where !t.isEmpty { sp[t] = Int32(i) }
-        specials = sp.map { (Array($0.key.unicodeScalars), $0.value) }
+        let all = sp.map { (Array($0.key.unicodeScalars), $0.value) }
             .sorted { $0.0.count != $1.0.count ? $0.0.count > $1.0.count : $0.1 < $1.1 }
+        specials = all.filter { !normalizedSpecialTokens.contains(String(String.UnicodeScalarView($0.0))) }
+        normalizedSpecials = all.filter { normalizedSpecialTokens.contains(String(String.UnicodeScalarView($0.0))) }
     }
 
     /// A tokenizer from Hugging Face `vocab.json` and `merges.txt` files.
     public convenience init(vocabularyFile: String, mergesFile: String,
                             bosToken: String = "<|startoftext|>", eosToken: String = "<|endoftext|>",
                             padToken: String = "<|endoftext|>", unkToken: String = "<|endoftext|>",
-                            modelMaxLength: Int = 77) throws {
+                            normalizedSpecialTokens: Set<String> = [], modelMaxLength: Int = 77) throws {
         let vocab = try CLIPTokenizer.readVocabulary(vocabularyFile)
         let merges = try CLIPTokenizer.readMerges(mergesFile)
         try self.init(vocabulary: vocab, merges: merges, bosToken: bosToken, eosToken: eosToken,
-                      padToken: padToken, unkToken: unkToken, modelMaxLength: modelMaxLength, source: vocabularyFile)
+                      padToken: padToken, unkToken: unkToken, normalizedSpecialTokens: normalizedSpecialTokens,
+                      modelMaxLength: modelMaxLength, source: vocabularyFile)
     }
 
     /// A tokenizer from a model folder's `tokenizer/` directory (or the bundled `Assets/clip`):
     /// `vocab.json`, `merges.txt`, and when present `tokenizer_config.json` / `special_tokens_map.json`
-    /// for the BOS/EOS/UNK/PAD strings and `model_max_length` (SD1.5 pads with `<|endoftext|>`,
-    /// SD2 with `!`). Defaults are transformers' CLIPTokenizer defaults.
+    /// (the latter overriding the former) for the BOS/EOS/UNK/PAD strings and `model_max_length`
+    /// (SD1.5 pads with `<|endoftext|>`, SD2 with `!`). Defaults are transformers' CLIPTokenizer defaults.
+    ///
+    /// Special tokens given as objects with `"normalized": true` are also matched in the normalised
+    /// (lower-cased) text, as transformers 5.23 does. Which entry decides when one string fills several
+    /// roles was measured (11 of 12 probed config combinations, including the real SD1.5 and SD2 folder
+    /// layouts): its `added_tokens_decoder` entry, else the first of PAD, UNK, EOS, BOS holding it; a plain
+    /// string means not normalised. (Not reproduced: a tokenizer_config.json-only folder whose UNK is a
+    /// normalised object and whose PAD is the same string, which transformers treats as normalised.)
+    /// So SD1.5 folders (PAD the plain string `<|endoftext|>`) match `<|endoftext|>` only as typed, and
+    /// SD2 folders (PAD `!`, EOS/UNK normalised objects) also match `<|ENDOFTEXT|>`.
     public convenience init(folder: String) throws {
         let url = URL(fileURLWithPath: folder)
-        var tokens = ["bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-                      "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"]
+        let roles = ["bos_token", "eos_token", "unk_token", "pad_token"]
+        var tokens: [String: (String, Bool)] = ["bos_token": ("<|startoftext|>", false), "eos_token": ("<|endoftext|>", false),
+                                                "unk_token": ("<|endoftext|>", false), "pad_token": ("<|endoftext|>", false)]
+        var decoderFlags: [String: Bool] = [:]
         var maxLength = 77
         for name in ["tokenizer_config.json", "special_tokens_map.json"] {
             let path = url.appendingPathComponent(name).path
             guard FileManager.default.fileExists(atPath: path) else { continue }
             let object = try CLIPTokenizer.readJSONObject(path)
-            for key in tokens.keys {
+            for key in roles {
                 guard let value = object[key], !(value is NSNull) else { continue }
                 if let s = value as? String {
-                    tokens[key] = s
+                    tokens[key] = (s, false)
                 } else if let d = value as? [String: Any], let s = d["content"] as? String {
-                    tokens[key] = s
+                    tokens[key] = (s, (d["normalized"] as? Bool) ?? false)
                 } else {
                     throw DiffusionError("\(key) must be a string or an object with \"content\"", file: path)
+                }
+            }
+            if let decoder = object["added_tokens_decoder"] as? [String: Any] {
+                for case let d as [String: Any] in decoder.values {
+                    if let s = d["content"] as? String { decoderFlags[s] = (d["normalized"] as? Bool) ?? false }
                 }
             }
             if let v = object["model_max_length"] as? NSNumber {
@@ -132,11 +154,18 @@ public final class CLIPTokenizer: @unchecked Sendable {
                 if d >= 2 && d <= 1_000_000 { maxLength = Int(d) }
             }
         }
+        var normalized = Set<String>()
+        for content in Set(roles.map { tokens[$0]!.0 }) {
+            let flag = decoderFlags[content]
+                ?? ["pad_token", "unk_token", "eos_token", "bos_token"].first { tokens[$0]!.0 == content }.map { tokens[$0]!.1 }
+                ?? false
+            if flag { normalized.insert(content) }
+        }
         try self.init(vocabularyFile: url.appendingPathComponent("vocab.json").path,
                       mergesFile: url.appendingPathComponent("merges.txt").path,
-                      bosToken: tokens["bos_token"]!, eosToken: tokens["eos_token"]!,
-                      padToken: tokens["pad_token"]!, unkToken: tokens["unk_token"]!,
-                      modelMaxLength: maxLength)
+                      bosToken: tokens["bos_token"]!.0, eosToken: tokens["eos_token"]!.0,
+                      padToken: tokens["pad_token"]!.0, unkToken: tokens["unk_token"]!.0,
+                      normalizedSpecialTokens: normalized, modelMaxLength: maxLength)
     }
 
     static func readJSONObject(_ path: String) throws -> [String: Any] {
@@ -229,8 +258,8 @@ public final class CLIPTokenizer: @unchecked Sendable {
         encodeSegment(raw[segmentStart..<raw.count], into: &out, scratch: &scratch)
     }
 
-    private func matchSpecial(_ s: [Unicode.Scalar], at i: Int) -> (Int, Int32)? {
-        for (pattern, id) in specials where i + pattern.count <= s.count {
+    private func matchSpecial(_ s: [Unicode.Scalar], at i: Int, in list: [([Unicode.Scalar], Int32)]? = nil) -> (Int, Int32)? {
+        for (pattern, id) in list ?? specials where i + pattern.count <= s.count {
             var k = 0
             while k < pattern.count && s[i + k] == pattern[k] { k += 1 }
             if k == pattern.count { return (pattern.count, id) }
@@ -250,18 +279,35 @@ public final class CLIPTokenizer: @unchecked Sendable {
         let classes = text.map(CLIPTokenizer.characterClass)
         lock.lock()
         defer { lock.unlock() }
-        var i = 0
-        let n = text.count
+        var start = 0, i = 0
+        while i < text.count {
+            if !normalizedSpecials.isEmpty, let (length, id) = matchSpecial(text, at: i, in: normalizedSpecials) {
+                preTokenize(text, classes, start..<i, into: &out, scratch: &scratch)
+                out.append(id)
+                i += length
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        preTokenize(text, classes, start..<text.count, into: &out, scratch: &scratch)
+    }
+
+    /// CLIP's pre-tokenising pattern over `range` of the normalised text, BPE of every piece.
+    private func preTokenize(_ text: [Unicode.Scalar], _ classes: [CharacterClass], _ range: Range<Int>,
+                             into out: inout [Int32], scratch: inout Scratch) {
+        var i = range.lowerBound
+        let n = range.upperBound
         while i < n {
             // Literal special spellings (after lower-casing), split further by the byte-level pattern.
-            if let len = CLIPTokenizer.specialLiteral(text, at: i) {
+            if let len = CLIPTokenizer.specialLiteral(text, at: i, end: n) {
                 bpe(text[i..<(i + 2)], into: &out, scratch: &scratch)
                 bpe(text[(i + 2)..<(i + len - 2)], into: &out, scratch: &scratch)
                 bpe(text[(i + len - 2)..<(i + len)], into: &out, scratch: &scratch)
                 i += len
                 continue
             }
-            if text[i] == "'", i + 1 < n, let len = CLIPTokenizer.contraction(text, at: i) {
+            if text[i] == "'", i + 1 < n, let len = CLIPTokenizer.contraction(text, at: i, end: n) {
                 bpe(text[i..<(i + len)], into: &out, scratch: &scratch)
                 i += len
                 continue
@@ -344,9 +390,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
     private static let literalStart = Array("<|startoftext|>".unicodeScalars)
     private static let literalEnd = Array("<|endoftext|>".unicodeScalars)
 
-    static func specialLiteral(_ s: [Unicode.Scalar], at i: Int) -> Int? {
+    static func specialLiteral(_ s: [Unicode.Scalar], at i: Int, end: Int) -> Int? {
         guard s[i] == "<" else { return nil }
-        for lit in [literalStart, literalEnd] where i + lit.count <= s.count {
+        for lit in [literalStart, literalEnd] where i + lit.count <= end {
             var k = 0
             while k < lit.count && s[i + k] == lit[k] { k += 1 }
             if k == lit.count { return lit.count }
@@ -355,12 +401,12 @@ public final class CLIPTokenizer: @unchecked Sendable {
     }
 
     /// Length of `'s|'t|'re|'ve|'m|'ll|'d` at `i` (which holds an apostrophe), or nil.
-    static func contraction(_ s: [Unicode.Scalar], at i: Int) -> Int? {
+    static func contraction(_ s: [Unicode.Scalar], at i: Int, end: Int) -> Int? {
         let a = s[i + 1]
         switch a {
         case "s", "t", "m", "d": return 2
         case "r", "v", "l":
-            guard i + 2 < s.count else { return nil }
+            guard i + 2 < end else { return nil }
             let b = s[i + 2]
             if (a == "r" || a == "v") && b == "e" { return 3 }
             if a == "l" && b == "l" { return 3 }
