@@ -35,7 +35,9 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: numericFlags),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Stable Diffusion 1.5 family: tokenizer, text encoder, UNet, VAE, schedulers, pipelines.
-        .target(name: "Diffusion", dependencies: ["Tensor"], swiftSettings: numericFlags),
+        // The bundled CLIP BPE vocabulary (for single-file checkpoints) is a resource of Diffusion:
+        // SwiftPM only bundles resources from inside a target's folder.
+        .target(name: "Diffusion", dependencies: ["Tensor"], resources: [.copy("Resources/clip")], swiftSettings: numericFlags),
         // The LLMGA MLLM: tokenizers, chat templates, LLM decoders, vision tower, remote backend.
         .target(name: "Prompter", dependencies: ["Tensor"], swiftSettings: numericFlags),
         .target(name: "Workflow", dependencies: [

@@ -10,10 +10,8 @@ enum CLIPFixtures {
         return base + "/Fixtures/clip/" + name
     }
 
-    /// The bundled real vocabulary, Assets/clip at the repository root.
-    static let assets: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Assets/clip").path
+    /// The bundled real vocabulary (Sources/Diffusion/Resources/clip), found the way llmga finds it at run time.
+    static let assets: String = BundledCLIPVocabulary.files!.vocab.deletingLastPathComponent().path
 
     static func json(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path(name)))

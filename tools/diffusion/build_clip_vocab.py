@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuilds Assets/clip/vocab.json and Assets/clip/merges.txt (the OpenAI CLIP BPE vocabulary, MIT
+"""Rebuilds Sources/Diffusion/Resources/clip/vocab.json and Sources/Diffusion/Resources/clip/merges.txt (the OpenAI CLIP BPE vocabulary, MIT
 licence, OpenAI) from `bpe_simple_vocab_16e6.txt.gz`, the file OpenAI's CLIP repository ships and the
 PyPI package open_clip_torch copies (open_clip/bpe_simple_vocab_16e6.txt.gz).
 
@@ -27,7 +27,7 @@ import os
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.path.join(ROOT, "Assets", "clip")
+OUT = os.path.join(ROOT, "Sources", "Diffusion", "Resources", "clip")
 
 
 def bytes_to_unicode():

@@ -4,12 +4,12 @@
 Deterministic (fixed seeds, no clock, no network). Ground truth is the installed transformers
 (5.23: `CLIPTokenizer` is the tokenizers-backed one, `CLIPTextModel` from modeling_clip.py) and the
 long-prompt algorithm of LLMGA's lpw pipelines (llmga-upstream.md §3), written out below with torch.
-Run from the repository root after tools/diffusion/build_clip_vocab.py has written Assets/clip:
+Run from the repository root after tools/diffusion/build_clip_vocab.py has written Sources/Diffusion/Resources/clip:
 
     /work/main/tools/.venv/bin/python tools/diffusion/make_clip_fixtures.py
 
 Writes Tests/DiffusionTests/Fixtures/clip/
-  tokens.json            real-vocabulary (Assets/clip) ids of tricky strings: unpadded ids (no BOS/EOS)
+  tokens.json            real-vocabulary (Sources/Diffusion/Resources/clip) ids of tricky strings: unpadded ids (no BOS/EOS)
                          and diffusers' padded 77-id encoding; LLMGA chunked ids of long prompts
   tok-small/             a small BPE tokenizer folder (vocab.json, merges.txt, tokenizer_config.json,
                          special_tokens_map.json): the 512 byte tokens + the first 400 real CLIP merges +
@@ -41,7 +41,7 @@ from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ASSETS = os.path.join(ROOT, "Assets", "clip")
+ASSETS = os.path.join(ROOT, "Sources", "Diffusion", "Resources", "clip")
 OUT = os.path.join(ROOT, "Tests", "DiffusionTests", "Fixtures", "clip")
 
 TRICKY = [

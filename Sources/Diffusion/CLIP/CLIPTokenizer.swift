@@ -109,7 +109,7 @@ public final class CLIPTokenizer: @unchecked Sendable {
                       modelMaxLength: modelMaxLength, source: vocabularyFile)
     }
 
-    /// A tokenizer from a model folder's `tokenizer/` directory (or the bundled `Assets/clip`):
+    /// A tokenizer from a model folder's `tokenizer/` directory (or the bundled vocabulary, `BundledCLIPVocabulary`):
     /// `vocab.json`, `merges.txt`, and when present `tokenizer_config.json` / `special_tokens_map.json`
     /// (the latter overriding the former) for the BOS/EOS/UNK/PAD strings and `model_max_length`
     /// (SD1.5 pads with `<|endoftext|>`, SD2 with `!`). Defaults are transformers' CLIPTokenizer defaults.
