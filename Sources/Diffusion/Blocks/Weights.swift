@@ -1,0 +1,123 @@
+import Foundation
+import Tensor
+
+/// Reads a model's tensors (diffusers names) from a `TensorSource` under a key prefix, checking
+/// dtype and shape. Big weights stay in their stored dtype (memory-mapped F32/F16/BF16); small
+/// ones (norm scales, biases) are converted to Float32 once, at load time.
+public struct WeightReader: Sendable {
+    public let source: any TensorSource
+    public let prefix: String
+
+    public init(source: any TensorSource, prefix: String = "") {
+        self.source = source
+        self.prefix = prefix
+    }
+
+    /// The reader for a sub-module: `child("down_blocks.0")` reads `down_blocks.0.<name>`.
+    public func child(_ name: String) -> WeightReader {
+        WeightReader(source: source, prefix: prefix + name + ".")
+    }
+
+    func fetch(_ key: String) throws -> StoredTensor {
+        do {
+            return try source.stored(key)
+        } catch {
+            if case let .missingKey(k, _, similar) = error {
+                throw DiffusionError("missing tensor \"\(k)\"" + (similar.isEmpty ? "" : " (similar names: \(similar.joined(separator: ", ")))"),
+                                     file: source.name)
+            }
+            throw DiffusionError("\(error)", file: source.name)
+        }
+    }
+
+    /// The stored tensor `prefix+name`, which must have one of `shapes`; a `[C, C, 1, 1]` tensor is
+    /// viewed as `shapes[0]` when that is `[C, C]` and is listed as acceptable. `legacyNames` are
+    /// tried in order when `name` is absent (old VAE files: `query`/`key`/`value`/`proj_attn`).
+    public func stored(_ name: String, shape: [Int], alsoAccept other: [[Int]] = [], legacyNames: [String] = []) throws -> StoredTensor {
+        var key = prefix + name
+        if !source.contains(key), let alt = legacyNames.map({ prefix + $0 }).first(where: { source.contains($0) }) {
+            key = alt
+        }
+        let t = try fetch(key)
+        guard t.dtype.isFloatingPoint else {
+            throw DiffusionError("tensor \"\(key)\" has dtype \(t.dtype.rawValue); expected F32, F16 or BF16", file: source.name)
+        }
+        if t.shape == shape { return t }
+        if other.contains(t.shape) {
+            do { return try t.viewed(as: shape) } catch { throw DiffusionError("\(error)", file: source.name) }
+        }
+        let accepted = ([shape] + other).map { "\($0)" }.joined(separator: " or ")
+        throw DiffusionError("tensor \"\(key)\" has shape \(t.shape), expected \(accepted)", file: source.name)
+    }
+
+    /// A small tensor converted to Float32 now (kept in memory as an f32 `StoredTensor`).
+    public func float32(_ name: String, shape: [Int], legacyNames: [String] = []) throws -> StoredTensor {
+        let t = try stored(name, shape: shape, legacyNames: legacyNames)
+        if t.dtype == .f32, let b = t.bytes.baseAddress, Int(bitPattern: b) % 4 == 0 { return t }
+        do { return StoredTensor(try t.tensor(), key: t.key) } catch { throw DiffusionError("\(error)", file: source.name) }
+    }
+
+    public func contains(_ name: String) -> Bool { source.contains(prefix + name) }
+}
+
+/// Reusable buffers for one model: the Float32 copy of the weight being applied (F16/BF16
+/// weights are converted per layer, per call, into this one buffer), im2col columns and GEMM
+/// output tiles. Also counts the time spent converting weights. A model uses its workspace
+/// under a lock, so calls on one model are serialised.
+public final class Workspace: @unchecked Sendable {
+    private var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
+    private var capacities: [Int] = [0, 0, 0]
+    /// Seconds spent converting stored weights to Float32 since the last `resetCounters()`.
+    public private(set) var conversionSeconds: Double = 0
+    /// Weight elements converted since the last `resetCounters()`.
+    public private(set) var convertedElements: Int = 0
+    /// Floats of im2col columns (and of GEMM output tiles) per chunk.
+    public var columnBudget = 6 << 20
+
+    public init() {}
+
+    deinit { for b in buffers { b?.deallocate() } }
+
+    public func resetCounters() {
+        conversionSeconds = 0
+        convertedElements = 0
+    }
+
+    enum Slot: Int { case weight = 0, columns = 1, tile = 2 }
+
+    func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
+        let i = slot.rawValue
+        if capacities[i] < count {
+            buffers[i]?.deallocate()
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+            buffers[i] = raw.bindMemory(to: Float.self, capacity: max(1, count))
+            capacities[i] = count
+        }
+        return buffers[i]!
+    }
+
+    /// Float32 values of a weight: in place for aligned F32, else converted into the weight buffer
+    /// (valid until the next call).
+    func floats(_ w: StoredTensor) throws -> UnsafePointer<Float> {
+        if w.dtype == .f32, let b = w.bytes.baseAddress, Int(bitPattern: b) % 4 == 0 {
+            return b.assumingMemoryBound(to: Float.self)
+        }
+        let n = w.elementCount
+        let dst = buffer(.weight, count: n)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        do { try w.convert(into: UnsafeMutableBufferPointer(start: dst, count: n)) } catch { throw DiffusionError("\(error)", file: w.source) }
+        conversionSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        convertedElements += n
+        return UnsafePointer(dst)
+    }
+}
+
+/// Float32 pointer of an f32 `StoredTensor` made by `WeightReader.float32`.
+@inline(__always)
+func f32Pointer(_ t: StoredTensor) -> UnsafePointer<Float> {
+    t.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+}
+
+func shapeError(_ what: String, _ shape: [Int], expected: String) -> DiffusionError {
+    DiffusionError("\(what): input has shape \(shape), expected \(expected)")
+}
