@@ -187,6 +187,15 @@ final class RecordingHook: AttentionHook {
         }
     }
 
+    @Test func fusedAttentionOverSeveralQueryTilesMatchesOpsAttention() throws {
+        // 8192 keys → 128 query rows per tile; 300 queries → tiles of 128, 128, 44.
+        var g = TorchGenerator(seed: 7)
+        let q = try g.randn([2, 300, 16]), k = try g.randn([2, 8192, 16]), v = try g.randn([2, 8192, 16])
+        #expect(FusedAttention.tileFloats / 8192 == 128)
+        let ref = try Ops.attention(query: q, key: k, value: v, heads: 2, scale: 0.3)
+        expectClose(try FusedAttention.run(q: q, k: k, v: v, heads: 2, scale: 0.3), ref, rel: 1e-5, "fused attention, 3 query tiles")
+    }
+
     @Test func timestepEmbeddingMatchesTheSpecCheckValues() throws {
         // sd15-models.md §1.2: t = 981, 320 channels → emb[0..2], emb[160..162] (torch, 5 digits). The float32
         // argument t·freq near 926 has an ulp of 6e-5, and torch's vectorised exp/sin/cos may round differently by

@@ -39,7 +39,7 @@ enum AttentionKernel {
     static func run(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float,
                     site: AttentionSite?, hook: (any AttentionHook)?) throws -> Tensor {
         guard let site, let hook, hook.wantsProbabilities(at: site) else {
-            return try Ops.attention(query: q, key: k, value: v, heads: heads, scale: scale, chunk: chunk(nk: k.shape[1]))
+            return try FusedAttention.run(q: q, k: k, v: v, heads: heads, scale: scale)
         }
         let (b, nq, hd) = (q.shape[0], q.shape[1], q.shape[2])
         let nk = k.shape[1], d = hd / heads
@@ -77,9 +77,6 @@ enum AttentionKernel {
             }
         }
     }
-
-    /// Query rows per chunk: about 4 Mi score floats.
-    static func chunk(nk: Int) -> Int { max(64, min(1024, (4 << 20) / max(1, nk))) }
 }
 
 /// Token-major projections of NCHW maps (1×1 convolution or Linear on the channel dimension).
@@ -156,7 +153,9 @@ struct CrossAttention: Sendable {
         let k = try toK(c, ws), v = try toV(c, ws)
         let s = AttentionSite(index: site.index, name: site.name, place: site.place, isCross: site.isCross,
                               heads: heads, height: grid.0, width: grid.1)
-        let o = try AttentionKernel.run(q: q, k: k, v: v, heads: heads, scale: scale, site: s, hook: hook)
+        let o = try ws.measure("attention \(site.isCross ? "cross" : "self") \(grid.0)x\(grid.1)") {
+            try AttentionKernel.run(q: q, k: k, v: v, heads: heads, scale: scale, site: s, hook: hook)
+        }
         return try toOut(o, ws, residual: residual)
     }
 }
@@ -180,9 +179,11 @@ struct BasicTransformerBlock: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, context: Tensor, grid: (Int, Int), _ ws: Workspace, hook: (any AttentionHook)?) throws -> Tensor {
-        var h = try attn1(try norm1(x), context: nil, residual: x, grid: grid, ws, hook: hook)
-        h = try attn2(try norm2(h), context: context, residual: h, grid: grid, ws, hook: hook)
-        let g = try Ops.geglu(try ffIn(try norm3(h), ws))
+        var h = try attn1(try ws.measure("layernorm") { try norm1(x) }, context: nil, residual: x, grid: grid, ws, hook: hook)
+        h = try attn2(try ws.measure("layernorm") { try norm2(h) }, context: context, residual: h, grid: grid, ws, hook: hook)
+        let n3 = try ws.measure("layernorm") { try norm3(h) }
+        let f = try ffIn(n3, ws)
+        let g = try ws.measure("geglu") { try Ops.geglu(f) }
         return try ffOut(g, ws, residual: h)
     }
 }
@@ -209,9 +210,10 @@ struct Transformer2D: Sendable {
 
     func callAsFunction(_ x: Tensor, context: Tensor, _ ws: Workspace, hook: (any AttentionHook)?) throws -> Tensor {
         let (hh, ww) = (x.shape[2], x.shape[3])
-        var t = try TokenProjection.toTokens(try norm(x), projIn, ws)
+        let n = try ws.measure("groupnorm") { try norm(x) }
+        var t = try ws.measure("proj_in") { try TokenProjection.toTokens(n, projIn, ws) }
         for b in blocks { t = try b(t, context: context, grid: (hh, ww), ws, hook: hook) }
-        return try TokenProjection.toNCHW(t, projOut, ws, height: hh, width: ww, residual: x)
+        return try ws.measure("proj_out") { try TokenProjection.toNCHW(t, projOut, ws, height: hh, width: ww, residual: x) }
     }
 }
 
@@ -238,7 +240,7 @@ struct SpatialSelfAttention: Sendable {
         let k = try TokenProjection.toTokens(n, toK, ws)
         let v = try TokenProjection.toTokens(n, toV, ws)
         let scale = 1 / Float(x.shape[1] / heads).squareRoot()
-        let o = try AttentionKernel.run(q: q, k: k, v: v, heads: heads, scale: scale, site: nil, hook: nil)
+        let o = try ws.measure("vae attention") { try AttentionKernel.run(q: q, k: k, v: v, heads: heads, scale: scale, site: nil, hook: nil) }
         return try TokenProjection.toNCHW(o, toOut, ws, height: x.shape[2], width: x.shape[3], residual: x)
     }
 }

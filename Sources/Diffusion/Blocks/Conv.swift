@@ -26,6 +26,10 @@ public struct Conv2d: Sendable {
 
     /// conv(x) + bias + channelBias[b, c] + residual.
     func callAsFunction(_ x: Tensor, _ ws: Workspace, residual: Tensor? = nil, channelBias: Tensor? = nil) throws -> Tensor {
+        try ws.measure("conv\(kernel)x\(kernel)") { try run(x, ws, residual: residual, channelBias: channelBias) }
+    }
+
+    private func run(_ x: Tensor, _ ws: Workspace, residual: Tensor?, channelBias: Tensor?) throws -> Tensor {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw shapeError("conv \(weight.key)", x.shape, expected: "[N, \(inChannels), H, W]")
         }

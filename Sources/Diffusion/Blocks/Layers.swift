@@ -25,6 +25,10 @@ public struct Linear: Sendable {
 
     /// x [..., in] → [..., out]; `residual` (same shape as the output) is added.
     func callAsFunction(_ x: Tensor, _ ws: Workspace, residual: Tensor? = nil) throws -> Tensor {
+        try ws.measure("linear") { try run(x, ws, residual: residual) }
+    }
+
+    private func run(_ x: Tensor, _ ws: Workspace, residual: Tensor?) throws -> Tensor {
         guard x.rank >= 1, x.shape[x.rank - 1] == inFeatures else {
             throw shapeError("linear \(weight.key)", x.shape, expected: "[..., \(inFeatures)]")
         }

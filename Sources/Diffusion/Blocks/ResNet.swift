@@ -27,8 +27,8 @@ struct ResnetBlock2D: Sendable {
             guard let tembAct else { throw DiffusionError("\(conv1.weight.key): this ResNet block needs a time embedding") }
             channelBias = try timeProj(tembAct, ws)
         }
-        var h = try conv1(try norm1(x, silu: true), ws, channelBias: channelBias)
-        h = try norm2(h, silu: true)
+        var h = try conv1(try ws.measure("groupnorm") { try norm1(x, silu: true) }, ws, channelBias: channelBias)
+        h = try ws.measure("groupnorm") { try norm2(h, silu: true) }
         let res = try shortcut.map { try $0(x, ws) } ?? x
         return try conv2(h, ws, residual: res)
     }
@@ -57,6 +57,6 @@ struct Upsample2D: Sendable {
 
     func callAsFunction(_ x: Tensor, size: (Int, Int)?, _ ws: Workspace) throws -> Tensor {
         let (h, w) = size ?? (2 * x.shape[2], 2 * x.shape[3])
-        return try conv(try Ops.upsampleNearest(x, height: h, width: w), ws)
+        return try conv(try ws.measure("upsample") { try Ops.upsampleNearest(x, height: h, width: w) }, ws)
     }
 }

@@ -71,6 +71,19 @@ public final class Workspace: @unchecked Sendable {
     public private(set) var conversionSeconds: Double = 0
     /// Weight elements converted since the last `resetCounters()`.
     public private(set) var convertedElements: Int = 0
+    /// Seconds per kernel kind ("conv3x3", "conv1x1", "linear", "attention", ...) while `profiling` is on.
+    public private(set) var profile: [String: Double] = [:]
+    public var profiling = false
+
+    /// Runs `body`, adding its wall time to `profile[label]` when profiling.
+    @inline(__always)
+    func measure<R>(_ label: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard profiling else { return try body() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { profile[label(), default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+        return try body()
+    }
+
     /// Floats of im2col columns (and of GEMM output tiles) per chunk.
     public var columnBudget = 6 << 20
 
@@ -79,6 +92,7 @@ public final class Workspace: @unchecked Sendable {
     deinit { for b in buffers { b?.deallocate() } }
 
     public func resetCounters() {
+        profile = [:]
         conversionSeconds = 0
         convertedElements = 0
     }

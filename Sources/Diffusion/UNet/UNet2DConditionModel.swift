@@ -213,7 +213,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             let taken = Array(skips.suffix(blk.resnets.count))
             skips.removeLast(blk.resnets.count)
             for (j, res) in blk.resnets.enumerated() {
-                x = try res(try Ops.concat([x, taken[taken.count - 1 - j]], axis: 1), tembAct: tembAct, ws)
+                let cat = try ws.measure("concat") { try Ops.concat([x, taken[taken.count - 1 - j]], axis: 1) }
+                x = try res(cat, tembAct: tembAct, ws)
                 if let a = blk.attentions { x = try a[j](x, context: context, ws, hook: attentionHook) }
             }
             if let us = blk.upsample {

@@ -1,0 +1,130 @@
+import Foundation
+import Tensor
+
+/// Attention without materialised probabilities: per (image, head) and tile of query rows, the
+/// scores `scale·Q·Kᵀ` go into a cache-sized tile (sgemm), each row is exponentiated in place
+/// around its maximum with the sum kept aside (one pass, no normalising pass), `tile·V` is written
+/// straight into the output rows (sgemm), and those rows are divided by their sums. Equivalent to
+/// softmax-then-matmul up to float rounding. (Tensor's `Ops.attention` normalises the scores in a
+/// separate pass and allocates per call; this kernel was added here for the UNet's 64² self-attention.)
+enum FusedAttention {
+    typealias V = SIMD16<Float>
+
+    /// Score floats per tile (4 MiB: 256 query rows at 4096 keys; measured best of 64, 256 and 1024 rows).
+    static let tileFloats = 1 << 20
+
+    static func run(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float) throws -> Tensor {
+        let (b, nq, hd) = (q.shape[0], q.shape[1], q.shape[2])
+        let nk = k.shape[1], hdv = v.shape[2]
+        guard heads >= 1, hd % heads == 0, hdv % heads == 0, k.shape[0] == b, v.shape[0] == b, k.shape[2] == hd, v.shape[1] == nk, nk >= 1 else {
+            throw DiffusionError("attention: incompatible shapes query \(q.shape), key \(k.shape), value \(v.shape) with \(heads) heads")
+        }
+        let d = hd / heads, dv = hdv / heads
+        let rows = max(1, min(nq, tileFloats / nk))
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: rows * nk + rows)
+        defer { tile.deallocate() }
+        let inv = tile + rows * nk
+        return try Tensor(shape: [b, nq, hdv]) { o in
+            q.withUnsafeBufferPointer { qs in
+                k.withUnsafeBufferPointer { ks in
+                    v.withUnsafeBufferPointer { vs in
+                        for bi in 0..<b {
+                            for h in 0..<heads {
+                                let qp = qs.baseAddress! + bi * nq * hd + h * d
+                                let kp = ks.baseAddress! + bi * nk * hd + h * d
+                                let vp = vs.baseAddress! + bi * nk * hdv + h * dv
+                                let op = o.baseAddress! + bi * nq * hdv + h * dv
+                                var i0 = 0
+                                while i0 < nq {
+                                    let m = min(rows, nq - i0)
+                                    GEMM.sgemm(transB: true, m: m, n: nk, k: d, alpha: scale, a: qp + i0 * hd, lda: hd,
+                                               b: kp, ldb: hd, beta: 0, c: tile, ldc: nk)
+                                    expRows(tile, rows: m, cols: nk, inverseSums: inv)
+                                    GEMM.sgemm(m: m, n: dv, k: nk, a: tile, lda: nk, b: vp, ldb: hdv, beta: 0, c: op + i0 * hdv, ldc: hdv)
+                                    for r in 0..<m {
+                                        let row = op + (i0 + r) * hdv, s = inv[r]
+                                        for j in 0..<dv { row[j] *= s }
+                                    }
+                                    i0 += m
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row r ← exp(row − max(row)); inverseSums[r] = 1 / Σ. Rows split over threads.
+    static func expRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, inverseSums: UnsafeMutablePointer<Float>) {
+        let box = UnsafeSendableBox((p, inverseSums))
+        Parallel.forRanges(rows, minPerChunk: max(1, 32768 / cols)) { range in
+            let (p, inv) = box.value
+            for r in range {
+                let row = p + r * cols
+                var mv = V(repeating: -.infinity)
+                var i = 0
+                while i + 16 <= cols {
+                    let x = load(row + i)
+                    mv.replace(with: x, where: x .> mv)
+                    i += 16
+                }
+                var mx = mv.max()
+                while i < cols { mx = max(mx, row[i]); i += 1 }
+                let mb = V(repeating: mx)
+                var acc = V(repeating: 0)
+                i = 0
+                while i + 16 <= cols {
+                    let e = exp(load(row + i) - mb)
+                    store(e, row + i)
+                    acc += e
+                    i += 16
+                }
+                var sum = acc.sum()
+                while i < cols {
+                    var t = V(repeating: -.infinity)
+                    t[0] = row[i] - mx
+                    let e = exp(t)[0]
+                    row[i] = e
+                    sum += e
+                    i += 1
+                }
+                inv[r] = 1 / sum
+            }
+        }
+    }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
+
+    /// e^x, Cephes expf (Cody–Waite reduction, degree-5 polynomial, about 1 ulp); 0 below −87.3.
+    @inline(__always)
+    static func exp(_ input: V) -> V {
+        var x = input.replacing(with: 88.3762626647949, where: input .> 88.3762626647949)
+        let underflow = input .< -87.33654
+        x.replace(with: -87.33654, where: underflow)
+        let magic = V(repeating: 12_582_912)
+        let shifted = x * 1.44269504088896341 + magic
+        let n = shifted - magic
+        var r = x - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        let r2 = r * r
+        var y = V(repeating: 1.9875691500E-4)
+        y = y * r + 1.3981999507E-3
+        y = y * r + 8.3334519073E-3
+        y = y * r + 4.1665795894E-2
+        y = y * r + 1.6666665459E-1
+        y = y * r + 5.0000001201E-1
+        y = y * r2 + r + 1
+        let nBits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
+        let pow2n = unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
+        var result = y * pow2n
+        result.replace(with: 0, where: underflow)
+        return result
+    }
+}
