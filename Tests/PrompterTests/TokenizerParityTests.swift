@@ -43,7 +43,7 @@ import Testing
 
 /// tokenizer.model against `sentencepiece` and transformers' slow LlamaTokenizer (legacy true and false).
 @Suite struct SentencePieceParityTests {
-    @Test(arguments: ["llama2-spm", "mistral-spm"])
+    @Test(arguments: ["llama2-spm", "mistral-spm", "nobytes-spm"])
     func idsMatchSentencepieceAndLlamaTokenizer(folder: String) throws {
         let loaded = try loadFixtureTokenizer(folder)
         let t = try #require(loaded.tokenizer as? SentencePieceTokenizer)

@@ -281,20 +281,28 @@ def make_gpt2():
     bytelevel_cases(d)
 
 
-def train_spm(prefix, user_defined=()):
+def train_spm(prefix, user_defined=(), byte_fallback=True, vocab_size=700):
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "corpus.txt")
         with open(corpus, "w", encoding="utf-8") as f:
             for line in CORPUS:
                 f.write(line.replace("\n", " ") + "\n")
         spm.SentencePieceTrainer.train(
-            input=corpus, model_prefix=os.path.join(tmp, "m"), model_type="bpe", vocab_size=700,
-            character_coverage=0.995, byte_fallback=True, split_digits=True, normalization_rule_name="identity",
+            input=corpus, model_prefix=os.path.join(tmp, "m"), model_type="bpe", vocab_size=vocab_size,
+            character_coverage=0.995, byte_fallback=byte_fallback, split_digits=True, normalization_rule_name="identity",
             add_dummy_prefix=True, remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
             unk_id=0, bos_id=1, eos_id=2, pad_id=-1, user_defined_symbols=list(user_defined),
             num_threads=1, seed_sentencepiece_size=100000, shuffle_input_sentence=False,
             minloglevel=2, max_sentencepiece_length=16)
-        shutil.copy(os.path.join(tmp, "m.model"), os.path.join(prefix, "tokenizer.model"))
+        # The trainer records its (temporary) input and output paths: blank them so reruns are byte-identical.
+        from sentencepiece import sentencepiece_model_pb2
+        proto = sentencepiece_model_pb2.ModelProto()
+        with open(os.path.join(tmp, "m.model"), "rb") as f:
+            proto.ParseFromString(f.read())
+        del proto.trainer_spec.input[:]
+        proto.trainer_spec.model_prefix = ""
+        with open(os.path.join(prefix, "tokenizer.model"), "wb") as f:
+            f.write(proto.SerializeToString(deterministic=True))
 
 
 def spm_cases(folder, legacy):
@@ -354,6 +362,17 @@ def make_mistral_spm():
         "legacy": False, "clean_up_tokenization_spaces": False, "model_max_length": 32768,
     })
     spm_cases(d, legacy=False)
+
+
+def make_nobytes_spm():
+    """No byte fallback: unknown characters become <unk> (consecutive ones fused), decoded as " \u2047 "."""
+    d = fresh_dir("nobytes-spm")
+    train_spm(d, byte_fallback=False, vocab_size=300)
+    write_json(os.path.join(d, "tokenizer_config.json"), {
+        "tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": True, "legacy": True,
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
+    })
+    spm_cases(d, legacy=True)
 
 
 def make_llama2_hfjson(spm_dir):
@@ -486,6 +505,7 @@ def main():
     make_gpt2()
     spm_dir = make_llama2_spm()
     make_mistral_spm()
+    make_nobytes_spm()
     make_llama2_hfjson(spm_dir)
     make_chat()
     total = 0

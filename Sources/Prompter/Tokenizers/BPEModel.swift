@@ -26,7 +26,7 @@ struct BPEModel: Sendable {
         idToToken.reserveCapacity(vocabObj.count)
         for m in vocabObj {
             let tok = m.key, v = m.value
-            guard let id = v.intValue, id >= 0 else { throw fail("vocab entry \"\(tok)\" has no non-negative integer id") }
+            guard let id = v.intValue, id >= 0, id < Int(Int32.max) else { throw fail("vocab entry \"\(tok)\" has no integer id in 0..<2^31") }
             vocab[ExactString(tok)] = id
             idToToken[id] = tok
         }

@@ -130,6 +130,8 @@ public struct HFTokenizer: Tokenizer {
                     k = 0
                     while k < stop, value.count >= c.count, Array(value.suffix(c.count)) == c { value.removeLast(c.count); k += 1 }
                 }
+            case .joinWithSpaces:
+                if index > 0 { value.insert(0x20, at: 0) }
             case .metaspace(let replacement, let prependNever):
                 if !raw {
                     let rep = Array(String(replacement).utf8)
@@ -392,11 +394,11 @@ enum DecoderStep: Sendable {
     case fuse
     case strip(Character, start: Int, stop: Int)
     case metaspace(Unicode.Scalar, prependNever: Bool)
+    case joinWithSpaces
 
     static func parse(_ j: JSONValue?, file: String) throws -> [DecoderStep] {
-        guard let j, !j.isNull else {
-            throw PrompterError("no \"decoder\": cannot decode tokens back to text", source: file)
-        }
+        // No decoder: tokenizers joins the tokens with spaces.
+        guard let j, !j.isNull else { return [.joinWithSpaces] }
         guard let type = j["type"]?.stringValue else { throw PrompterError("decoder has no \"type\"", source: file) }
         switch type {
         case "ByteLevel": return [.byteLevel]

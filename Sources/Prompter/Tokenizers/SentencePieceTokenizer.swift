@@ -118,28 +118,20 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     public func decodeToken(_ id: Int, skipSpecialTokens: Bool, state: inout DecodeState, into output: inout [UInt8]) {
+        if skipSpecialTokens && isSpecial(id) { return }
         var bytes: [UInt8]
-        if let a = added.byId[id] {
-            if skipSpecialTokens && a.special { return }
-            if id < model.pieces.count, model.pieces[id].type == .normal || model.pieces[id].type == .userDefined {
-                bytes = pieceBytes(model.pieces[id].piece, state: &state)
-            } else {
-                bytes = Array(a.content.utf8)
-            }
-        } else {
-            guard id >= 0 && id < model.pieces.count else { return }
+        if id >= 0 && id < model.pieces.count {
             let p = model.pieces[id]
             switch p.type {
-            case .control:
-                if skipSpecialTokens { return }
-                bytes = Array(p.piece.utf8)
-            case .unknown:
-                bytes = Array(model.unkSurface.utf8)
-            case .byte:
-                bytes = parseByteToken(Array(p.piece.utf8)).map { [$0] } ?? []
-            case .normal, .userDefined, .unused:
-                bytes = pieceBytes(p.piece, state: &state)
+            case .control: bytes = Array(p.piece.utf8)          // sentencepiece prints nothing; we keep the marker text
+            case .unknown: bytes = Array(model.unkSurface.utf8)  // " ⁇ "
+            case .byte: bytes = parseByteToken(Array(p.piece.utf8)).map { [$0] } ?? []
+            case .normal, .userDefined, .unused: bytes = pieceBytes(p.piece, state: &state)
             }
+        } else if let a = added.byId[id] {
+            bytes = Array(a.content.utf8)
+        } else {
+            return
         }
         state.tokens += 1
         state.bytes += bytes.count

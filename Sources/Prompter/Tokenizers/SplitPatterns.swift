@@ -143,7 +143,6 @@ enum SplitPattern: @unchecked Sendable {
             let v = s[i].value
             if v >= 0x41 && v <= 0x5A { return v + 0x20 }
             if v == 0x17F { return 0x73 } // ſ case-folds to s
-            if v == 0x212A { return 0x6B } // Kelvin sign folds to k (not used by the contractions)
             return v
         }
         func contraction(_ i: Int) -> Int? {
