@@ -28,7 +28,7 @@ public struct DecodeState: Sendable, Equatable {
     public init() {}
 }
 
-/// A text tokenizer of an LLM. Both implementations (`ByteLevelBPETokenizer`-style `HFTokenizer` from
+/// A text tokenizer of an LLM. Both implementations (`HFTokenizer`, byte-level or SentencePiece-style BPE from
 /// tokenizer.json, and `SentencePieceTokenizer` from tokenizer.model) follow their reference library exactly
 /// (see the parity tests).
 public protocol Tokenizer: Sendable {
