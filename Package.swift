@@ -55,8 +55,12 @@ let package = Package(
             .product(name: "NodeKit", package: "NodeKit"), "Imaging",
         ], path: "Plugins/CoreNodes"),
 
+        .target(name: "DiffusionNodes", dependencies: [
+            .product(name: "NodeKit", package: "NodeKit"), "Diffusion", "Tensor",
+        ], path: "Plugins/DiffusionNodes"),
+
         .executableTarget(name: "llmga", dependencies: [
-            "Engine", "Workflow", "CoreNodes", "Imaging",
+            "Engine", "Workflow", "CoreNodes", "DiffusionNodes", "Imaging",
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -69,6 +73,6 @@ let package = Package(
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["Imaging", "llmga"]),
+        .testTarget(name: "CLITests", dependencies: ["Imaging", "Tensor", "llmga"]),
     ]
 )

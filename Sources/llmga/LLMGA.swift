@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoreNodes
+import DiffusionNodes
 import Engine
 import Foundation
 import NodeKit
@@ -42,6 +43,7 @@ struct PluginOptions: ParsableArguments {
     func registry() throws -> NodeRegistry {
         let registry = NodeRegistry()
         try CoreNodes.register(into: registry)
+        try DiffusionNodes.register(into: registry)
         let paths = PluginLoader.searchPath(explicit: directories)
         let (_, errors) = PluginLoader.load(from: paths, into: registry)
         if !errors.isEmpty {

@@ -11,7 +11,8 @@ Writes Tests/DiffusionTests/Fixtures/pipeline/
   model/                 model_index.json, unet/ (f16), vae/ (f16), text_encoder/ (f16), tokenizer/,
                          scheduler/ (SD1.5's PNDM config): a pipeline folder exactly as
                          StableDiffusionPipeline.save_pretrained writes it (safety checker omitted)
-  expected.safetensors   images (float32 [B, H, W, 3] in [0, 1], diffusers output_type="np") for each case
+  expected.safetensors   images (float32 [B, H, W, 3] in [0, 1], diffusers output_type="np") and final
+                         latents (NAME_latents, output_type="latent") for each case
   cases.json             the settings of each case
 
 The UNet, VAE and text encoder are small (64x64 images, 16x16 latents, VAE factor 4) but use every
@@ -65,6 +66,14 @@ def build():
                 if p.abs().max() == 0:
                     p.copy_(torch.randn_like(p) * 0.05)
                 p.copy_(p.half().float())
+        # A trained UNet predicts noise of about unit variance; a random one predicts ~10x more,
+        # which drives ancestral samplers to huge latents that the random VAE turns into clipped
+        # noise. Scale conv_out so the prediction has unit variance, like a trained model's.
+        probe = unet(torch.randn(2, 4, 16, 16), torch.tensor([500.0, 500.0]), encoder_hidden_states=torch.randn(2, 77, 32)).sample
+        unet.conv_out.weight.mul_(1 / float(probe.std()))
+        unet.conv_out.bias.mul_(1 / float(probe.std()))
+        unet.conv_out.weight.copy_(unet.conv_out.weight.half().float())
+        unet.conv_out.bias.copy_(unet.conv_out.bias.half().float())
     return tok, text, unet, vae
 
 
@@ -76,6 +85,10 @@ def save_folder(tok, text, unet, vae):
                                    scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(model, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; released SD1.5 folders ship the CLIP BPE files.
+    tokdir = model / "tokenizer"
+    shutil.rmtree(tokdir)
+    shutil.copytree(TOKENIZER, tokdir)
     # Store the weights f16 like released checkpoints (values are already f16-exact).
     for comp, fname in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
                         ("text_encoder", "model.safetensors")):
@@ -99,15 +112,20 @@ def main():
     runs = [
         ("t2i_pndm", dict(sampler="default", seed=42, steps=10, cfg=7.5, batch=1)),
         ("t2i_euler_a", dict(sampler="euler-a", seed=7, steps=8, cfg=5.0, batch=2)),
+        ("t2i_euler_a_b1", dict(sampler="euler-a", seed=7, steps=8, cfg=5.0, batch=1)),
+        ("t2i_pndm_b2", dict(sampler="default", seed=9, steps=6, cfg=7.5, batch=2)),
         ("t2i_dpmpp_karras", dict(sampler="dpm++2m-karras", seed=3, steps=8, cfg=7.5, batch=1)),
         ("t2i_nocfg", dict(sampler="default", seed=11, steps=6, cfg=1.0, batch=1)),
         ("i2i_pndm", dict(sampler="default", seed=5, steps=10, cfg=7.5, batch=1, strength=0.6)),
     ]
     for name, c in runs:
+        # Samplers are built from the folder's saved scheduler_config.json, as llmga reads it (it spells
+        # out PNDM's fields, e.g. timestep_spacing "leading", which the other classes then inherit).
+        saved = json.loads((OUT / "model/scheduler/scheduler_config.json").read_text())
         sched = {
-            "default": lambda: PNDMScheduler.from_config(SD15_SCHEDULER),
-            "euler-a": lambda: EulerAncestralDiscreteScheduler.from_config(SD15_SCHEDULER),
-            "dpm++2m-karras": lambda: DPMSolverMultistepScheduler.from_config(SD15_SCHEDULER, use_karras_sigmas=True),
+            "default": lambda: PNDMScheduler.from_config(saved),
+            "euler-a": lambda: EulerAncestralDiscreteScheduler.from_config(saved),
+            "dpm++2m-karras": lambda: DPMSolverMultistepScheduler.from_config(saved, use_karras_sigmas=True),
         }[c["sampler"]]()
         g = torch.Generator().manual_seed(c["seed"])
         common = dict(prompt=prompt, negative_prompt=negative, num_inference_steps=c["steps"], guidance_scale=c["cfg"],
@@ -119,7 +137,16 @@ def main():
             else:
                 pipe.scheduler = sched
                 images = pipe(height=64, width=64, **common).images
+            # The same run again, stopping at the final latents (before the VAE).
+            common["generator"] = torch.Generator().manual_seed(c["seed"])
+            common["output_type"] = "latent"
+            if "strength" in c:
+                latents = img2img(image=init, strength=c["strength"], **common).images
+            else:
+                latents = pipe(height=64, width=64, **common).images
+        print(name, sched.__class__.__name__, sched.config.timestep_spacing, float(sched.init_noise_sigma))
         tensors[name] = torch.from_numpy(images).float().contiguous()
+        tensors[name + "_latents"] = latents.float().contiguous()
         cases.append(dict(name=name, prompt=prompt, negative=negative, **c))
     tensors["init_image"] = init.permute(0, 2, 3, 1).contiguous()
     save_file(tensors, OUT / "expected.safetensors")

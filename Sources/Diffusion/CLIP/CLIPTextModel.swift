@@ -34,7 +34,11 @@ public struct CLIPTextConfig: Sendable, Equatable {
     /// Reads a transformers `CLIPTextConfig` JSON; absent fields take transformers' defaults
     /// (which are CLIP ViT-B/32's: 512 hidden, 2048 intermediate, 12 layers, 8 heads, quick_gelu, 1e-5).
     public init(path: String) throws {
-        let o = try CLIPTokenizer.readJSONObject(path)
+        try self.init(object: try CLIPTokenizer.readJSONObject(path), origin: path)
+    }
+
+    /// The same from a config already parsed (`origin` names it in errors).
+    public init(object o: [String: Any], origin path: String) throws {
         func int(_ key: String, _ fallback: Int) throws -> Int {
             guard let v = o[key] else { return fallback }
             guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), i > 0 else {
