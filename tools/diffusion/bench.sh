@@ -2,6 +2,7 @@
 # Builds tools/diffusion/bench.swift with Sources/Diffusion (one module, release, the same -O as
 # `swift build -c release`) against Sources/Tensor, and runs it: a full-size SD1.5 UNet call
 # (batch 2, 64×64 latents, 77 tokens) and a VAE decode at 512², random F16 weights made in-process.
+# (BundledCLIPVocabulary.swift needs SwiftPM's Bundle.module and is left out; the benchmark does not use it.)
 # Usage: tools/diffusion/bench.sh          (BENCH_RUNS=3, BENCH_SKIP_UNET=1, BENCH_SKIP_VAE=1;
 #        extra compiler flags in BENCH_SWIFTFLAGS, e.g. "-target-cpu haswell")
 set -euo pipefail
@@ -14,6 +15,6 @@ swiftc -O -parse-as-library -module-name Tensor -emit-module -emit-module-path "
     -emit-library -static -o "$out/libTensor.a" -I Sources/CBLAS $blas_inc ${BENCH_SWIFTFLAGS:-} Sources/Tensor/*.swift
 # shellcheck disable=SC2086
 swiftc -O -parse-as-library -module-name DiffusionBench -I "$out" -I Sources/CBLAS $blas_inc ${BENCH_SWIFTFLAGS:-} \
-    $(find Sources/Diffusion -name '*.swift' | sort) tools/diffusion/bench.swift \
+    $(find Sources/Diffusion -name '*.swift' ! -name BundledCLIPVocabulary.swift | sort) tools/diffusion/bench.swift \
     -L "$out" -lTensor $(pkg-config --libs openblas) -o "$out/diffusion-bench"
 OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" "$out/diffusion-bench"
