@@ -115,7 +115,21 @@ enum Convert {
     }
 }
 
-/// Turns library errors into node errors on the right port, and reports steps.
+/// Runs library code for a node: cancellation and node errors pass through; any other error
+/// becomes a node error (on `port` when given).
+func libraryCall<T>(port: String? = nil, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as CancellationError {
+        throw e
+    } catch let e as NodeError {
+        throw e
+    } catch {
+        throw NodeError("\(error)", port: port)
+    }
+}
+
+/// Reports steps and checks for cancellation between them.
 func onSteps(_ context: any NodeContext) -> StepCallback {
     { done, total in
         try context.checkCancellation()
@@ -197,15 +211,11 @@ struct EncodePrompt: NodeType {
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
         let clip = try inputs.object("clip", as: CLIPHandle.self)
         let weighting: CLIPPromptEncoder.Weighting = try inputs.text("weighting") == "parentheses" ? .parentheses : .none
-        do {
+        return try libraryCall(port: "text") {
             let (cond, uncond) = try clip.models.promptEncoder.encode(
                 prompt: try inputs.text("text"), negative: try inputs.text("negative"),
                 maxChunks: try inputs.int("max-chunks"), clipSkip: try inputs.int("clip-skip"), weighting: weighting)
             return Outputs(["conditioning": .object(Conditioning(positive: cond, negative: uncond))])
-        } catch let e as NodeError {
-            throw e
-        } catch {
-            throw NodeError("\(error)", port: "text")
         }
     }
 }
@@ -276,18 +286,12 @@ struct TextToImage: NodeType {
         guard unet.files.kind != .sd15Inpainting else {
             throw NodeError("this is a 9-channel inpainting UNet; use it with an inpainting node", port: "unet")
         }
-        do {
+        return try libraryCall {
             let latents = try StableDiffusionSampler.textToImage(unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig,
                                                                  positive: cond.positive, negative: cond.negative,
                                                                  options: o, onStep: onSteps(context))
             try context.checkCancellation()
             return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
-        } catch let e as CancellationError {
-            throw e
-        } catch let e as NodeError {
-            throw e
-        } catch {
-            throw NodeError("\(error)")
         }
     }
 }
@@ -318,18 +322,12 @@ struct ImageToImage: NodeType {
         }
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
-        do {
+        return try libraryCall {
             let latents = try StableDiffusionSampler.imageToImage(
                 unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
                 positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
             try context.checkCancellation()
             return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
-        } catch let e as CancellationError {
-            throw e
-        } catch let e as NodeError {
-            throw e
-        } catch {
-            throw NodeError("\(error)")
         }
     }
 }

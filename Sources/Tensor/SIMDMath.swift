@@ -1,16 +1,17 @@
 /// Vectorised exp / erf / tanh on SIMD16<Float>, written with plain multiplies and adds, compares,
 /// `replacing(with:where:)` and bit casts so that they vectorise with the baseline instruction set.
-enum SIMDMath {
-    typealias V = SIMD16<Float>
-    typealias U = SIMD16<UInt32>
+/// Public so model code's fused kernels use the same functions (inlined across modules).
+public enum SIMDMath {
+    public typealias V = SIMD16<Float>
+    public typealias U = SIMD16<UInt32>
 
-    @inline(__always) static func bits(_ v: V) -> U { unsafeBitCast(v, to: U.self) }
-    @inline(__always) static func float(_ u: U) -> V { unsafeBitCast(u, to: V.self) }
+    @inlinable static func bits(_ v: V) -> U { unsafeBitCast(v, to: U.self) }
+    @inlinable static func float(_ u: U) -> V { unsafeBitCast(u, to: V.self) }
 
     /// e^x with about 1 ulp error (Cephes expf: Cody–Waite reduction, degree-5 polynomial).
     /// Returns 0 below -87.3 (including -inf) and clamps large inputs at e^88.37.
-    @inline(__always)
-    static func exp(_ input: V) -> V {
+    @inlinable
+    public static func exp(_ input: V) -> V {
         var x = input.replacing(with: 88.3762626647949, where: input .> 88.3762626647949)
         let underflow = input .< -87.33654
         x.replace(with: -87.33654, where: underflow)

@@ -102,29 +102,7 @@ enum FusedAttention {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
-    /// e^x, Cephes expf (Cody–Waite reduction, degree-5 polynomial, about 1 ulp); 0 below −87.3.
+    /// e^x: Tensor's SIMDMath.exp (Cephes expf, about 1 ulp; 0 below −87.3).
     @inline(__always)
-    static func exp(_ input: V) -> V {
-        var x = input.replacing(with: 88.3762626647949, where: input .> 88.3762626647949)
-        let underflow = input .< -87.33654
-        x.replace(with: -87.33654, where: underflow)
-        let magic = V(repeating: 12_582_912)
-        let shifted = x * 1.44269504088896341 + magic
-        let n = shifted - magic
-        var r = x - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        let r2 = r * r
-        var y = V(repeating: 1.9875691500E-4)
-        y = y * r + 1.3981999507E-3
-        y = y * r + 8.3334519073E-3
-        y = y * r + 4.1665795894E-2
-        y = y * r + 1.6666665459E-1
-        y = y * r + 5.0000001201E-1
-        y = y * r2 + r + 1
-        let nBits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
-        let pow2n = unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
-        var result = y * pow2n
-        result.replace(with: 0, where: underflow)
-        return result
-    }
+    static func exp(_ input: V) -> V { SIMDMath.exp(input) }
 }
