@@ -39,7 +39,7 @@ let package = Package(
         // SwiftPM only bundles resources from inside a target's folder.
         .target(name: "Diffusion", dependencies: ["Tensor"], resources: [.copy("Resources/clip")], swiftSettings: numericFlags),
         // The LLMGA MLLM: tokenizers, chat templates, LLM decoders, vision tower, remote backend.
-        .target(name: "Prompter", dependencies: ["Tensor"], swiftSettings: numericFlags),
+        .target(name: "Prompter", dependencies: ["Tensor", "Imaging"], swiftSettings: numericFlags),
         .target(name: "Workflow", dependencies: [
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "Yams", package: "Yams"),
