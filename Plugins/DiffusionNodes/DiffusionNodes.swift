@@ -16,7 +16,7 @@ public enum DiffusionNodes {
     }
 
     /// Where single-file checkpoints get their CLIP tokenizer: the copy bundled with llmga.
-    public static var bundledTokenizer: (vocab: URL, merges: URL)? { BundledCLIPVocabulary.files }
+    public static var bundledTokenizer: URL? { BundledCLIPVocabulary.folder }
 }
 
 // MARK: Handles carried between nodes
@@ -170,7 +170,7 @@ struct Checkpoint: NodeType {
                     guard let tok = DiffusionNodes.bundledTokenizer else {
                         throw NodeError("the bundled CLIP vocabulary is missing from this installation", port: "path")
                     }
-                    files = try PipelineFiles.open(singleFile: path, tokenizerVocab: tok.vocab, tokenizerMerges: tok.merges)
+                    files = try PipelineFiles.open(singleFile: path, tokenizerFolder: tok)
                 }
                 let bytes = [files.unet, files.vae, files.textEncoder].reduce(0) { sum, c in
                     sum + c.weights.keys.reduce(0) { $0 + ((try? c.weights.stored($1).bytes.count) ?? 0) }

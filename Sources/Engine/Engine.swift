@@ -99,8 +99,9 @@ public final class Engine: Sendable {
     /// content hash (nil when unreadable: the node then runs and reports it); for `.outputFile`,
     /// the resolved absolute path, so the same relative path run from another directory is a
     /// different result. `.some(nil)` means nothing to add.
+    /// An empty path names no file (an optional file input left out) and adds nothing.
     private func fileComponent(_ spec: InputSpec?, _ v: Value) -> [UInt8]?? {
-        guard let spec, spec.role != .value, case .text(let p) = v else { return .some(nil) }
+        guard let spec, spec.role != .value, case .text(let p) = v, !p.isEmpty else { return .some(nil) }
         let url = resolve(p)
         switch spec.role {
         case .inputFile:

@@ -52,6 +52,34 @@ import Testing
         }
     }
 
+    /// A folder with only tokenizer.json + tokenizer_config.json (what transformers 5 saves) gives the ids
+    /// transformers gives for that folder.
+    @Test func tokenizerJSONOnlyFolder() throws {
+        let t = try CLIPTokenizer(folder: CLIPFixtures.path("tok-json"))
+        #expect(t.bosTokenID == 912 && t.eosTokenID == 913 && t.padTokenID == 913)
+        #expect(t.source.hasSuffix("tok-json/tokenizer.json"))
+        let cases = try #require(try CLIPFixtures.json("tok-json-cases.json")["cases"] as? [[String: Any]])
+        #expect(cases.count >= 30)
+        for c in cases {
+            let text = c["text"] as! String
+            #expect(t.encode(text) == CLIPFixtures.ints(c["ids"]), "\(text.debugDescription)")
+            #expect(t.encodePadded(text) == CLIPFixtures.ints(c["padded77"]), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func tokenizerJSONErrorsNameTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tokjson-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("tokenizer.json")
+        try Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8).write(to: file)
+        #expect(throws: DiffusionError("model.type is Unigram, expected BPE (a CLIP tokenizer)", file: file.path)) {
+            try CLIPTokenizer(folder: dir.path)
+        }
+        try Data(#"{"model": {"type": "BPE", "vocab": {"a</w>": 0}, "merges": [["a"]]}}"#.utf8).write(to: file)
+        #expect(throws: DiffusionError.self) { try CLIPTokenizer(folder: dir.path) }
+    }
+
     @Test func truncatesToTheContextLength() throws {
         let t = try CLIPFixtures.realTokenizer()
         let ids = t.encodePadded(String(repeating: "cat ", count: 200))

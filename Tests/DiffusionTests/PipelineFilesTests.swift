@@ -45,7 +45,25 @@ func makeDiffusersFolder(_ root: URL, unetWeights: String = "diffusion_pytorch_m
         #expect(files.kind == .sd15Inpainting)
         #expect(try files.unet.weights.stored("conv_in.weight").dtype == .f16)
         #expect(try files.unet.config()["in_channels"] as? Int == 9)
-        #expect(files.tokenizerVocab.lastPathComponent == "vocab.json")
+        #expect(files.tokenizerFolder.lastPathComponent == "tokenizer")
+    }
+
+    /// transformers 5 saves the CLIP tokenizer as tokenizer.json only; such a folder opens and tokenizes.
+    @Test func tokenizerJSONOnlyFolderOpens() throws {
+        let root = try temp()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try makeDiffusersFolder(root)
+        let tok = root.appendingPathComponent("tokenizer")
+        try FileManager.default.removeItem(at: tok)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: CLIPFixtures.path("tok-json")), to: tok)
+        let files = try PipelineFiles.open(folder: root.path)
+        let t = try CLIPTokenizer(folder: files.tokenizerFolder.path)
+        #expect(t.bosTokenID == 912)
+        try FileManager.default.removeItem(at: tok.appendingPathComponent("tokenizer.json"))
+        #expect(throws: DiffusionError("missing: the CLIP tokenizer needs tokenizer/vocab.json and tokenizer/merges.txt, or tokenizer/tokenizer.json",
+                                       file: tok.appendingPathComponent("vocab.json").path)) {
+            try PipelineFiles.open(folder: root.path)
+        }
     }
 
     @Test func missingPiecesAreNamed() throws {

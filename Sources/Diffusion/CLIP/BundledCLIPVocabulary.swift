@@ -10,4 +10,7 @@ public enum BundledCLIPVocabulary {
         guard FileManager.default.fileExists(atPath: vocab.path), FileManager.default.fileExists(atPath: merges.path) else { return nil }
         return (vocab, merges)
     }
+
+    /// The folder holding the bundled `vocab.json` and `merges.txt`, or nil if missing from this installation.
+    public static var folder: URL? { files?.vocab.deletingLastPathComponent() }
 }

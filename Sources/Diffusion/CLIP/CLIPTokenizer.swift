@@ -154,6 +154,18 @@ public final class CLIPTokenizer: @unchecked Sendable {
                 if d >= 2 && d <= 1_000_000 { maxLength = Int(d) }
             }
         }
+        // transformers 5 saves only tokenizer.json (+ tokenizer_config.json): the vocabulary and merges are
+        // then read from its BPE model, and its `added_tokens` say which special tokens are normalised.
+        let vocabPath = url.appendingPathComponent("vocab.json").path
+        let jsonPath = url.appendingPathComponent("tokenizer.json").path
+        var fromJSON: (vocab: [String: Int], merges: [(String, String)])? = nil
+        if !FileManager.default.fileExists(atPath: vocabPath), FileManager.default.fileExists(atPath: jsonPath) {
+            let object = try CLIPTokenizer.readJSONObject(jsonPath)
+            fromJSON = try CLIPTokenizer.readTokenizerJSON(object, path: jsonPath)
+            for case let d as [String: Any] in (object["added_tokens"] as? [Any]) ?? [] {
+                if let s = d["content"] as? String, decoderFlags[s] == nil { decoderFlags[s] = (d["normalized"] as? Bool) ?? false }
+            }
+        }
         var normalized = Set<String>()
         for content in Set(roles.map { tokens[$0]!.0 }) {
             let flag = decoderFlags[content]
@@ -161,7 +173,13 @@ public final class CLIPTokenizer: @unchecked Sendable {
                 ?? false
             if flag { normalized.insert(content) }
         }
-        try self.init(vocabularyFile: url.appendingPathComponent("vocab.json").path,
+        if let fromJSON {
+            try self.init(vocabulary: fromJSON.vocab, merges: fromJSON.merges, bosToken: tokens["bos_token"]!.0,
+                          eosToken: tokens["eos_token"]!.0, padToken: tokens["pad_token"]!.0, unkToken: tokens["unk_token"]!.0,
+                          normalizedSpecialTokens: normalized, modelMaxLength: maxLength, source: jsonPath)
+            return
+        }
+        try self.init(vocabularyFile: vocabPath,
                       mergesFile: url.appendingPathComponent("merges.txt").path,
                       bosToken: tokens["bos_token"]!.0, eosToken: tokens["eos_token"]!.0,
                       padToken: tokens["pad_token"]!.0, unkToken: tokens["unk_token"]!.0,
@@ -181,8 +199,36 @@ public final class CLIPTokenizer: @unchecked Sendable {
         return object
     }
 
+    /// The vocabulary and merges of a tokenizer.json whose model is CLIP's BPE (`end_of_word_suffix` `</w>`).
+    /// Merges may be "left right" strings (tokenizers < 0.20) or [left, right] pairs.
+    static func readTokenizerJSON(_ object: [String: Any], path: String) throws -> (vocab: [String: Int], merges: [(String, String)]) {
+        guard let model = object["model"] as? [String: Any] else { throw DiffusionError("no \"model\" object", file: path) }
+        guard (model["type"] as? String) == "BPE" else {
+            throw DiffusionError("model.type is \(model["type"].map { "\($0)" } ?? "missing"), expected BPE (a CLIP tokenizer)", file: path)
+        }
+        guard let vocabObject = model["vocab"] as? [String: Any] else { throw DiffusionError("no model.vocab object", file: path) }
+        let vocab = try vocabulary(vocabObject, path: path)
+        guard let list = model["merges"] as? [Any] else { throw DiffusionError("no model.merges list", file: path) }
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(list.count)
+        for (i, m) in list.enumerated() {
+            if let pair = m as? [String], pair.count == 2, !pair[0].isEmpty, !pair[1].isEmpty {
+                merges.append((pair[0], pair[1]))
+            } else if let line = m as? String, case let parts = line.split(separator: " ", omittingEmptySubsequences: false),
+                      parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty {
+                merges.append((String(parts[0]), String(parts[1])))
+            } else {
+                throw DiffusionError("model.merges[\(i)] is \(m), expected two symbols", file: path)
+            }
+        }
+        return (vocab, merges)
+    }
+
     static func readVocabulary(_ path: String) throws -> [String: Int] {
-        let object = try readJSONObject(path)
+        try vocabulary(try readJSONObject(path), path: path)
+    }
+
+    static func vocabulary(_ object: [String: Any], path: String) throws -> [String: Int] {
         var vocab = [String: Int](minimumCapacity: object.count)
         for (token, value) in object {
             guard let n = value as? NSNumber, let i = Int(exactly: n.doubleValue), i >= 0 else {

@@ -25,9 +25,9 @@ public struct PipelineFiles: Sendable {
     public let unet: ComponentFiles
     public let vae: ComponentFiles
     public let textEncoder: ComponentFiles
-    /// `vocab.json` and `merges.txt` of the CLIP tokenizer.
-    public let tokenizerVocab: URL
-    public let tokenizerMerges: URL
+    /// The CLIP tokenizer folder: `vocab.json` + `merges.txt`, or only `tokenizer.json` (what transformers 5
+    /// saves), with optional `tokenizer_config.json` / `special_tokens_map.json`.
+    public let tokenizerFolder: URL
     public let schedulerConfigJSON: Data
     public let schedulerConfigOrigin: String
 
@@ -54,21 +54,24 @@ public struct PipelineFiles: Sendable {
         let text = try component(root, "text_encoder", weightStem: "model")
         let tok = root.appendingPathComponent("tokenizer")
         let vocab = tok.appendingPathComponent("vocab.json"), merges = tok.appendingPathComponent("merges.txt")
-        for f in [vocab, merges] where !fm.fileExists(atPath: f.path) {
-            throw DiffusionError("missing: the CLIP tokenizer needs tokenizer/vocab.json and tokenizer/merges.txt", file: f.path)
+        if !fm.fileExists(atPath: tok.appendingPathComponent("tokenizer.json").path) {
+            for f in [vocab, merges] where !fm.fileExists(atPath: f.path) {
+                throw DiffusionError("missing: the CLIP tokenizer needs tokenizer/vocab.json and tokenizer/merges.txt, or tokenizer/tokenizer.json", file: f.path)
+            }
         }
         let sched = root.appendingPathComponent("scheduler/scheduler_config.json")
         guard let schedData = fm.contents(atPath: sched.path) else { throw DiffusionError("missing", file: sched.path) }
         let convIn = try? unet.weights.stored("conv_in.weight")
         let kind: CheckpointKind = convIn?.shape.count == 4 && convIn?.shape[1] == 9 ? .sd15Inpainting : .sd15
         return PipelineFiles(path: path, kind: kind, unet: unet, vae: vae, textEncoder: text,
-                             tokenizerVocab: vocab, tokenizerMerges: merges,
+                             tokenizerFolder: tok,
                              schedulerConfigJSON: schedData, schedulerConfigOrigin: sched.path)
     }
 
     /// Opens a single-file LDM checkpoint with the built-in SD1.5 configs (adapted to what the
-    /// tensors say: inpainting's 9 input channels) and the given CLIP tokenizer files.
-    public static func open(singleFile path: String, tokenizerVocab: URL, tokenizerMerges: URL) throws -> PipelineFiles {
+    /// tensors say: inpainting's 9 input channels) and the given CLIP tokenizer folder (the bundled one:
+    /// `BundledCLIPVocabulary.folder`).
+    public static func open(singleFile path: String, tokenizerFolder: URL) throws -> PipelineFiles {
         let source: any TensorSource
         do { source = try SafeTensorsCheckpoint(path: path) } catch { throw DiffusionError("\(error)") }
         let ckpt = try LDMCheckpoint(source: source)
@@ -87,7 +90,7 @@ public struct PipelineFiles: Sendable {
             unet: ComponentFiles(name: "unet", configOrigin: origin, configJSON: json(unetConfig), weights: ckpt.unet),
             vae: ComponentFiles(name: "vae", configOrigin: origin, configJSON: json(DefaultConfigs.sd15VAE), weights: ckpt.vae),
             textEncoder: ComponentFiles(name: "text_encoder", configOrigin: origin, configJSON: json(DefaultConfigs.sd15TextEncoder), weights: ckpt.textEncoder),
-            tokenizerVocab: tokenizerVocab, tokenizerMerges: tokenizerMerges,
+            tokenizerFolder: tokenizerFolder,
             schedulerConfigJSON: json(DefaultConfigs.sd15Scheduler), schedulerConfigOrigin: origin)
     }
 

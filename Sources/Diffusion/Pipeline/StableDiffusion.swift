@@ -13,7 +13,7 @@ public final class StableDiffusionModels: @unchecked Sendable {
 
     public init(files: PipelineFiles) throws {
         self.files = files
-        tokenizer = try CLIPTokenizer(folder: files.tokenizerVocab.deletingLastPathComponent().path)
+        tokenizer = try CLIPTokenizer(folder: files.tokenizerFolder.path)
         textModel = try CLIPTextModel(config: try CLIPTextConfig(object: try files.textEncoder.config(), origin: files.textEncoder.configOrigin),
                                       weights: files.textEncoder.weights)
         unet = try UNet2DConditionModel(config: try ModelConfig(json: files.unet.configJSON, origin: files.unet.configOrigin),
