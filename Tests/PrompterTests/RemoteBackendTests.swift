@@ -89,6 +89,7 @@ private let oneTurn = Conversation(family: .qwen2, messages: [.user("Draw a fox.
         #expect(r.path == "/v1/chat/completions")
         #expect(r.headers["authorization"] == "Bearer sk-secret-123")
         #expect(r.headers["content-type"] == "application/json")
+        #expect(r.headers["user-agent"] == "llmga")
         #expect(!String(decoding: r.body, as: UTF8.self).contains("<image>"))
         let json = try #require(r.json)
         #expect(json["model"] as? String == "llmga-test")
@@ -350,6 +351,22 @@ private let oneTurn = Conversation(family: .qwen2, messages: [.user("Draw a fox.
         // The server sees the client leave before its next chunk.
         for _ in 0..<100 where server.abandonedStreams == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
         #expect(server.abandonedStreams == 1)
+    }
+
+    @Test func streamBrokenAfterOutputIsNotRetried() async throws {
+        let server = try TestHTTPServer([
+            .chunks([Data(delta("one").utf8), Data(delta(" two").utf8)], delay: 0, complete: false),
+            .json(chatJSON("a retry would restart the reply")),
+        ])
+        defer { server.stop() }
+        let log = ProgressLog()
+        let b = try backend(server, stream: true, retry: .init(retries: 2, backoff: 0.01))
+        let e = await thrown { _ = try await b.reply(to: oneTurn, image: nil, options: GenerationOptions(), progress: { log.add($0) }) }
+        let error = try #require(e as? PrompterError)
+        #expect(error.message.contains("broke in the middle of the streamed reply"))
+        #expect(error.message.contains("1 attempt"))
+        #expect(log.all.map(\.text) == ["one", "one two"])
+        #expect(server.requests.count == 1)
     }
 
     @Test func cancellingTheTaskCancelsTheRequest() async throws {

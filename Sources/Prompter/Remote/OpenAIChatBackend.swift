@@ -267,6 +267,7 @@ public struct OpenAIChatBackend: PrompterBackend, CustomStringConvertible, Custo
         r.httpBody = body
         r.setValue("application/json", forHTTPHeaderField: "Content-Type")
         r.setValue(stream ? "text/event-stream" : "application/json", forHTTPHeaderField: "Accept")
+        r.setValue("llmga", forHTTPHeaderField: "User-Agent")
         if let apiKey { r.setValue("Bearer " + apiKey, forHTTPHeaderField: "Authorization") }
         return r
     }
@@ -304,12 +305,15 @@ public struct OpenAIChatBackend: PrompterBackend, CustomStringConvertible, Custo
 
         func error(endpoint: String, timeout: Double, attempts: Int) -> PrompterError {
             let tries = attempts == 1 ? "1 attempt" : "\(attempts) attempts"
-            let broken = afterOutput ? " in the middle of the streamed reply" : ""
             switch kind {
+            case .timedOut where afterOutput:
+                return PrompterError("timed out in the middle of the streamed reply: nothing from the server for \(formatSeconds(timeout)) s (gave up after \(tries))", source: endpoint)
             case .timedOut:
-                return PrompterError("timed out: no answer from the server for \(formatSeconds(timeout)) s\(broken) (gave up after \(tries))", source: endpoint)
+                return PrompterError("timed out: no answer from the server for \(formatSeconds(timeout)) s (gave up after \(tries))", source: endpoint)
+            case .connection(let why) where afterOutput:
+                return PrompterError("the connection broke in the middle of the streamed reply: \(why) (gave up after \(tries))", source: endpoint)
             case .connection(let why):
-                return PrompterError("cannot reach the server\(broken): \(why) (gave up after \(tries))", source: endpoint)
+                return PrompterError("cannot reach the server: \(why) (gave up after \(tries))", source: endpoint)
             case .http(let status, let message):
                 return PrompterError("\(OpenAIChatBackend.httpStatusText(status)): \(message) (gave up after \(tries))", source: endpoint)
             }

@@ -24,7 +24,8 @@ final class TestHTTPServer: @unchecked Sendable {
         /// A complete response with `Content-Length`.
         case full(status: Int, headers: [String: String] = [:], body: String)
         /// A chunked `text/event-stream` response: each piece is written as one HTTP chunk, `delay` seconds apart.
-        case chunks([Data], delay: Double)
+        /// With `complete: false` the connection closes after the pieces without the final empty chunk.
+        case chunks([Data], delay: Double, complete: Bool = true)
         /// Reads the request and never answers (the connection stays open until the server stops).
         case hang
         /// Reads the request and closes the connection without answering.
@@ -190,7 +191,7 @@ final class TestHTTPServer: @unchecked Sendable {
             var head = "HTTP/1.1 \(status) Status\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
             for (k, v) in headers { head += "\(k): \(v)\r\n" }
             _ = sendAll(fd, head + "\r\n" + body)
-        case .chunks(let chunks, let delay):
+        case .chunks(let chunks, let delay, let complete):
             guard sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n") else { return }
             for (i, c) in chunks.enumerated() {
                 if i > 0 && delay > 0 {
@@ -208,6 +209,7 @@ final class TestHTTPServer: @unchecked Sendable {
                     return
                 }
             }
+            if !complete { return }
             _ = sendAll(fd, "0\r\n\r\n")
         case .hang:
             while !isStopped {
