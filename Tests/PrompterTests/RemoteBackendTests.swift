@@ -204,7 +204,7 @@ private let oneTurn = Conversation(family: .qwen2, messages: [.user("Draw a fox.
     @Test func serverSentEventsSplitAnywhere() {
         // Byte-by-byte feeding of CRLF/CR/LF lines, a multi-byte character, a two-line data event and a
         // final event without its blank line.
-        let stream = "data: {\"a\":\"é\"}\r\n\r\n: comment\nevent: x\ndata: one\ndata: two\n\ndata:[DONE]\rdata: tail"
+        let stream = "data: {\"a\":\"é\"}\r\n\r\n: comment\nevent: x\r\ndata: one\r\ndata: two\r\n\r\ndata:[DONE]\rdata: tail"
         var p = ServerSentEventParser()
         var events: [String] = []
         for b in Array(stream.utf8) { events += p.feed([b]) }
