@@ -59,8 +59,12 @@ let package = Package(
             .product(name: "NodeKit", package: "NodeKit"), "Diffusion", "Tensor",
         ], path: "Plugins/DiffusionNodes"),
 
+        .target(name: "PrompterNodes", dependencies: [
+            .product(name: "NodeKit", package: "NodeKit"), "Prompter", "Imaging",
+        ], path: "Plugins/PrompterNodes"),
+
         .executableTarget(name: "llmga", dependencies: [
-            "Engine", "Workflow", "CoreNodes", "DiffusionNodes", "Imaging",
+            "Engine", "Workflow", "CoreNodes", "DiffusionNodes", "PrompterNodes", "Imaging",
             .product(name: "NodeKit", package: "NodeKit"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -72,7 +76,9 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor", "Imaging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["Imaging", "Tensor", "llmga"]),
+        // Shared by test targets: a scripted HTTP server on 127.0.0.1 for the remote prompter backend.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor", "Imaging", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["Imaging", "Tensor", "TestSupport", "llmga"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoreNodes
 import DiffusionNodes
+import PrompterNodes
 import Engine
 import Foundation
 import NodeKit
@@ -44,6 +45,7 @@ struct PluginOptions: ParsableArguments {
         let registry = NodeRegistry()
         try CoreNodes.register(into: registry)
         try DiffusionNodes.register(into: registry)
+        try PrompterNodes.register(into: registry)
         let paths = PluginLoader.searchPath(explicit: directories)
         let (_, errors) = PluginLoader.load(from: paths, into: registry)
         if !errors.isEmpty {

@@ -5,22 +5,22 @@ import Glibc
 import Darwin
 #endif
 
-/// A minimal HTTP/1.1 server on 127.0.0.1 (ephemeral port) for the remote backend tests. Each connection is
+/// A minimal HTTP/1.1 server on 127.0.0.1 (ephemeral port) for tests of the remote prompter backend (library and CLI). Each connection is
 /// served on its own thread: the request is read (honouring `Expect: 100-continue`), recorded, and answered
 /// with the next scripted response; every response closes the connection.
-final class TestHTTPServer: @unchecked Sendable {
+public final class TestHTTPServer: @unchecked Sendable {
     /// One recorded request.
-    struct Request: Sendable {
-        var method: String
-        var path: String
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
         /// Header names lowercased.
-        var headers: [String: String]
-        var body: Data
-        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        public var headers: [String: String]
+        public var body: Data
+        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
     }
 
     /// What to answer one request with.
-    enum Response: Sendable {
+    public enum Response: Sendable {
         /// A complete response with `Content-Length`.
         case full(status: Int, headers: [String: String] = [:], body: String)
         /// A chunked `text/event-stream` response: each piece is written as one HTTP chunk, `delay` seconds apart.
@@ -31,16 +31,16 @@ final class TestHTTPServer: @unchecked Sendable {
         /// Reads the request and closes the connection without answering.
         case drop
 
-        static func events(_ pieces: [String], delay: Double = 0) -> Response {
+        public static func events(_ pieces: [String], delay: Double = 0) -> Response {
             .chunks(pieces.map { Data($0.utf8) }, delay: delay)
         }
 
-        static func json(_ body: String, status: Int = 200, headers: [String: String] = [:]) -> Response {
+        public static func json(_ body: String, status: Int = 200, headers: [String: String] = [:]) -> Response {
             .full(status: status, headers: headers.merging(["Content-Type": "application/json"]) { a, _ in a }, body: body)
         }
     }
 
-    let port: Int
+    public let port: Int
     private let listener: Int32
     private let lock = NSLock()
     private var script: [Response]
@@ -50,7 +50,7 @@ final class TestHTTPServer: @unchecked Sendable {
     private var closedAfterCancel = 0
 
     /// Starts listening; `script` answers requests in order (a request beyond it gets HTTP 500).
-    init(_ script: [Response]) throws {
+    public init(_ script: [Response]) throws {
         self.script = script
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
@@ -77,16 +77,16 @@ final class TestHTTPServer: @unchecked Sendable {
     deinit { stop() }
 
     /// `http://127.0.0.1:<port>`.
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// The requests received so far.
-    var requests: [Request] { lock.lock(); defer { lock.unlock() }; return recorded }
+    public var requests: [Request] { lock.lock(); defer { lock.unlock() }; return recorded }
 
     /// How many event-stream responses found the client gone before all chunks were written.
-    var abandonedStreams: Int { lock.lock(); defer { lock.unlock() }; return closedAfterCancel }
+    public var abandonedStreams: Int { lock.lock(); defer { lock.unlock() }; return closedAfterCancel }
 
     /// Stops accepting, lets hanging connections close, and waits (briefly) for connection threads to end.
-    func stop() {
+    public func stop() {
         lock.lock()
         let first = !stopped
         stopped = true
