@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor", "Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["Imaging", "Tensor", "llmga"]),
     ]
 )
