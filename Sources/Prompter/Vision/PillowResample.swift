@@ -73,8 +73,8 @@ public enum PillowFilter: Int, Sendable, CaseIterable {
 
 /// Pillow's `Image.resize` for 8-bit images, bit for bit: double-precision coefficients
 /// (`precompute_coeffs`), converted to fixed point with 22 fractional bits (`normalize_coeffs_8bpc`),
-/// a horizontal pass rounded and clipped to 8 bits, then a vertical pass (`ImagingResampleHorizontal_8bpc`,
-/// `ImagingResampleVertical_8bpc`). NEAREST uses Pillow's affine sampling.
+/// two passes (`ImagingResampleHorizontal_8bpc`, `ImagingResampleVertical_8bpc`) with the intermediate
+/// rounded and clipped to 8 bits, horizontal first. NEAREST uses Pillow's affine sampling.
 enum PillowResample {
     static let precisionBits = 32 - 8 - 2
 
@@ -129,6 +129,10 @@ enum PillowResample {
     static func resize(_ im: Bitmap8, width: Int, height: Int, filter: PillowFilter) -> Bitmap8 {
         if width == im.width, height == im.height { return im }
         if filter == .nearest { return nearest(im, width: width, height: height) }
+        // Horizontal pass first, as Pillow ≤ 9 (the versions with `Image.ANTIALIAS` that LLaVA/LLMGA ran on)
+        // always does. Pillow 13 runs the vertical pass first for some mixed up/down scalings (the 8-bit
+        // intermediate then rounds differently, by a few levels); LLaVA's resizes (one-axis squash, uniform
+        // shortest-edge resize) are not affected.
         var cur = im
         if width != im.width { cur = horizontal(cur, coefficients(inSize: cur.width, outSize: width, filter: filter)) }
         if height != im.height { cur = vertical(cur, coefficients(inSize: cur.height, outSize: height, filter: filter)) }

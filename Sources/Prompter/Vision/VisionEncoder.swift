@@ -119,16 +119,20 @@ public final class VisionEncoder: @unchecked Sendable {
 
     /// Opens a model folder: `config.json` (LLaVA or HF Llava), the weights (`model.safetensors` or a
     /// sharded `model.safetensors.index.json`, unless `weights` is given), `preprocessor_config.json`.
+    /// `towerConfig` replaces the tower configuration the files give or imply (needed for a bundled tower
+    /// whose `mm_vision_tower` is neither a local folder nor a known name).
     /// See `init(settings:weights:modelFolder:clipFolder:mode:)` for where the tower comes from.
     public convenience init(folder: String, weights: (any TensorSource)? = nil, clipFolder: String? = nil,
-                            mode: LLaVAAspectMode? = nil) throws {
-        let settings = try LLaVAVisionSettings(path: (folder as NSString).appendingPathComponent("config.json"))
+                            towerConfig: CLIPVisionConfig? = nil, mode: LLaVAAspectMode? = nil) throws {
+        var settings = try LLaVAVisionSettings(path: (folder as NSString).appendingPathComponent("config.json"))
+        if let towerConfig { settings.towerConfig = towerConfig }
         let source = try weights ?? Self.openWeights(folder: folder)
         try self.init(settings: settings, weights: source, modelFolder: folder, clipFolder: clipFolder, mode: mode)
     }
 
     /// Assembles the encoder.
-    /// - The tower's configuration: the config's own (HF Llava), else the CLIP folder's `config.json`,
+    /// - The tower's configuration: `settings.towerConfig` (HF Llava's `vision_config`, or set by the caller),
+    ///   else the CLIP folder's `config.json`,
     ///   else the built-in one for a known `mm_vision_tower` name (`CLIPVisionConfig.known`).
     /// - The tower's weights: from `clipFolder` when given explicitly; else from `weights` when they hold a
     ///   tower (any of `CLIPVisionTower.knownPrefixes`); else from `mm_vision_tower` when that is an existing
