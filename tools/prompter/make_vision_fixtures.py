@@ -406,6 +406,10 @@ def make_llava(clip, proc, imgs):
 
     ref = {"pixel_values": pv.contiguous(), "image_features": feats.contiguous(), "logits": logits.contiguous()}
     save_file(ref, os.path.join(LLAVA, "reference.safetensors"))
+    # The tower's configuration alone (no weights): `mm_vision_tower` above is a name llmga does not know, so the
+    # llmga.load node is given this folder; the tower's weights then come from the checkpoint.
+    os.makedirs(os.path.join(LLAVA, "tower-config"), exist_ok=True)
+    shutil.copy(os.path.join(VIS, "clip", "config.json"), os.path.join(LLAVA, "tower-config", "config.json"))
     expected = {
         "prompt": PROMPT,
         "image": "vision/images/rgb45x30.png",

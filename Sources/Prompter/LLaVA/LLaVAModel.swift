@@ -27,7 +27,9 @@ public final class LLaVAModel: PrompterBackend, @unchecked Sendable {
 
     /// Loads a model folder: `config.json`, `model.safetensors` or a sharded `model.safetensors.index.json`,
     /// `tokenizer.json` or `tokenizer.model`, optional `preprocessor_config.json`.
-    /// - visionTower: a CLIP folder for checkpoints that do not bundle the tower (see `VisionEncoder`).
+    /// - visionTower: a CLIP vision folder. With weights (`model.safetensors` or an index) the tower comes from it,
+    ///   for checkpoints that do not bundle the tower. With only a `config.json`, the bundled weights are used with
+    ///   that configuration (for a checkpoint whose `mm_vision_tower` names a tower llmga does not know built in).
     /// - family: the chat template; nil infers it (`inferFamily`).
     public static func load(folder: String, visionTower: String? = nil, family: ChatFamily? = nil) throws -> LLaVAModel {
         let weights = try VisionEncoder.openWeights(folder: folder)
@@ -39,7 +41,12 @@ public final class LLaVAModel: PrompterBackend, @unchecked Sendable {
         let isMultimodal = object["mm_vision_tower"] != nil || object["mm_projector_type"] != nil || object["vision_config"] != nil
         var vision: VisionEncoder? = nil
         if isMultimodal {
-            vision = try VisionEncoder(folder: folder, weights: weights, clipFolder: visionTower)
+            var clipFolder = visionTower, towerConfig: CLIPVisionConfig? = nil
+            if let t = visionTower, (try? VisionEncoder.openWeights(folder: t)) == nil {
+                towerConfig = try CLIPVisionConfig(path: (t as NSString).appendingPathComponent("config.json"))
+                clipFolder = nil
+            }
+            vision = try VisionEncoder(folder: folder, weights: weights, clipFolder: clipFolder, towerConfig: towerConfig)
         } else if visionTower != nil {
             throw PrompterError("a vision tower was given but config.json describes a text-only model (no mm_vision_tower, mm_projector_type or vision_config)",
                                 source: configPath)
