@@ -37,7 +37,9 @@ def scale_weights(model, seed):
 
 
 def greedy(model, ids, n):
-    out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, eos_token_id=None,
+    # An explicit all-ones mask: otherwise generate() masks every prompt token equal to pad_token_id.
+    x = torch.tensor([ids])
+    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False, eos_token_id=None,
                          pad_token_id=0, output_scores=True, return_dict_in_generate=True)
     new = out.sequences[0, len(ids):].tolist()
     # Smallest gap between the best and second-best logit over the generated steps.

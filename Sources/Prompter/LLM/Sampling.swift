@@ -83,6 +83,11 @@ public struct TokenSampler: Sendable {
         return kept.map { (token: $0.0, probability: $0.1 / sum) }
     }
 
+    /// `candidates` of a logits array.
+    public func candidates(_ logits: [Float]) -> [(token: Int, probability: Double)] {
+        logits.withUnsafeBufferPointer { candidates($0) }
+    }
+
     /// Draws the next token.
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int {
         guard temperature > 0 else { return Self.argmax(logits) }
