@@ -86,7 +86,11 @@ import TestSupport
         version: 1
         name: similar
         nodes:
-          llm: { type: llmga.load, with: { path: "\(llavaFixture.appendingPathComponent("llava").path)" } }
+          llm:
+            type: llmga.load
+            with:
+              path: "\(llavaFixture.appendingPathComponent("llava").path)"
+              vision-tower: "\(llavaFixture.appendingPathComponent("tower-config").path)"
           picture: { type: image.load, with: { path: "\(picture)" } }
           ask:
             type: llmga.prompter

@@ -138,10 +138,14 @@ func randomText(_ rng: inout SplitMix, pools: [String], maxLength: Int) -> Strin
     func noQuadraticBehaviour(folder: String) throws {
         let t = try loadFixtureTokenizer(folder).tokenizer
         let para = "A red fox in snow, highly detailed; 一只红狐狸 🦊 2024! It's the year's best.\n"
+        // The fastest of three runs: the machines are shared and noisy, and a quadratic tokenizer
+        // would be 100x slower on the large text, far outside any scheduling noise.
         func time(_ s: String) -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = t.encode(s)
-            return Double(DispatchTime.now().uptimeNanoseconds - start)
+            (0..<3).map { _ in
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = t.encode(s)
+                return Double(DispatchTime.now().uptimeNanoseconds - start)
+            }.min()!
         }
         for unit in [para, "x"] {
             let small = String(repeating: unit, count: 10_000 / unit.utf8.count)
