@@ -20,7 +20,7 @@ path that LLaVA/LLMGA use with transformers 4.37), never the torchvision ("fast"
 LLMGA's squash is `image.resize((max(w,h), max(w,h)), Image.ANTIALIAS)`; ANTIALIAS was Pillow's alias of
 LANCZOS (removed in Pillow 10), so LANCZOS is used here.
 
-Versions: torch 2.15 (CPU), transformers 5.23, Pillow 13, tokenizers 0.23.
+Versions: torch 2.15 (CPU), transformers 5.25, Pillow 13, tokenizers 0.23.
 Run:  /work/main/tools/.venv/bin/python tools/prompter/make_vision_fixtures.py
 """
 import json
@@ -59,9 +59,15 @@ def perturb(model, std):
 
 
 def fresh(path):
+    """Empties `path`, keeping a hand-written README.md (vision/README.md documents the cases)."""
+    readme = os.path.join(path, "README.md")
+    kept = open(readme).read() if path == VIS and os.path.exists(readme) else None
     if os.path.isdir(path):
         shutil.rmtree(path)
     os.makedirs(path)
+    if kept is not None:
+        with open(readme, "w") as f:
+            f.write(kept)
 
 
 def make_images():
@@ -301,6 +307,15 @@ def make_llava(clip, proc, imgs):
             p.copy_(p.half().float())
     model.to(torch.float16).save_pretrained(hf_dir, safe_serialization=True)
     model = model.float()
+    # `.to(float16)` also rounded the rotary embedding's non-persistent `inv_freq` buffer to F16, and `.float()`
+    # does not undo that: recompute it, so the reference uses the exact frequencies any loader derives from
+    # rope_theta (an F16-rounded inv_freq shifts these logits by up to 0.11 by position 70).
+    rotary = model.model.language_model.rotary_emb
+    head_dim = tc.hidden_size // tc.num_attention_heads
+    exact = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    with torch.no_grad():
+        rotary.inv_freq.copy_(exact)
+        rotary.original_inv_freq.copy_(exact)
     proc.save_pretrained(hf_dir)
     proc.save_pretrained(ll_dir)
 
@@ -484,6 +499,14 @@ weights, no meaning. Purpose: test the Swift LLaVA assembly (vision encoder + sp
   what replaces -200); `logits` {e['logits_shape']} (full logits of the HF model for `input_ids_hf`, every position).
   The script also checks that LLaVA's own path (embed the two text chunks, concatenate the features in between,
   run the LM on embeddings) gives the same logits (max abs diff {e['llava_splice_vs_hf_max_abs_diff']:.2e}).
+  The rotary frequencies are exact F32 (recomputed after the F16 round trip, which rounds transformers'
+  `inv_freq` buffer too).
+
+## tower-config/
+The tiny tower's `config.json` alone (a copy of `../vision/clip/config.json`, no weights). The `llava/` layout's
+`mm_vision_tower` names a tower llmga does not know built in, so `LLaVAModel.load(folder:visionTower:)` (and the
+`llmga.load` node's `vision-tower` input) is given this folder: the configuration comes from it, the weights from
+the checkpoint.
 """
     with open(os.path.join(LLAVA, "README.md"), "w") as f:
         f.write(text)
