@@ -3,7 +3,7 @@ import Tensor
 
 /// `text_encoder/config.json` fields the CLIP text transformer needs.
 public struct CLIPTextConfig: Sendable, Equatable {
-    public enum Activation: String, Sendable { case quickGelu = "quick_gelu", gelu, geluNew = "gelu_new" }
+    public typealias Activation = CLIPEncoderLayer.Activation
 
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -84,13 +84,9 @@ public final class CLIPTextModel: @unchecked Sendable {
     /// The weights' source (for messages).
     public let source: String
 
-    struct Layer {
-        let ln1w, ln1b, qw, qb, kw, kb, vw, vb, ow, ob, ln2w, ln2b, fc1w, fc1b, fc2w, fc2b: StoredTensor
-    }
-
     let tokenEmbedding: StoredTensor
     let positionEmbedding: StoredTensor
-    let layers: [Layer]
+    let layers: [CLIPEncoderLayer]
     let finalNormWeight, finalNormBias: StoredTensor
 
     /// Loads the weights from `weights` (a safetensors file or sharded checkpoint).
@@ -116,20 +112,9 @@ public final class CLIPTextModel: @unchecked Sendable {
         let h = config.hiddenSize, f = config.intermediateSize
         tokenEmbedding = try get("embeddings.token_embedding.weight", [config.vocabSize, h])
         positionEmbedding = try get("embeddings.position_embedding.weight", [config.maxPositionEmbeddings, h])
-        var layers: [Layer] = []
-        for i in 0..<config.numHiddenLayers {
-            let p = "encoder.layers.\(i)."
-            layers.append(Layer(
-                ln1w: try get(p + "layer_norm1.weight", [h]), ln1b: try get(p + "layer_norm1.bias", [h]),
-                qw: try get(p + "self_attn.q_proj.weight", [h, h]), qb: try get(p + "self_attn.q_proj.bias", [h]),
-                kw: try get(p + "self_attn.k_proj.weight", [h, h]), kb: try get(p + "self_attn.k_proj.bias", [h]),
-                vw: try get(p + "self_attn.v_proj.weight", [h, h]), vb: try get(p + "self_attn.v_proj.bias", [h]),
-                ow: try get(p + "self_attn.out_proj.weight", [h, h]), ob: try get(p + "self_attn.out_proj.bias", [h]),
-                ln2w: try get(p + "layer_norm2.weight", [h]), ln2b: try get(p + "layer_norm2.bias", [h]),
-                fc1w: try get(p + "mlp.fc1.weight", [f, h]), fc1b: try get(p + "mlp.fc1.bias", [f]),
-                fc2w: try get(p + "mlp.fc2.weight", [h, f]), fc2b: try get(p + "mlp.fc2.bias", [h])))
+        layers = try (0..<config.numHiddenLayers).map {
+            try CLIPEncoderLayer(prefix: "encoder.layers.\($0).", hiddenSize: h, intermediateSize: f, get: get)
         }
-        self.layers = layers
         finalNormWeight = try get("final_layer_norm.weight", [h])
         finalNormBias = try get("final_layer_norm.bias", [h])
     }
@@ -183,10 +168,9 @@ public final class CLIPTextModel: @unchecked Sendable {
                 throw DiffusionError("CLIP text encoder: token id \(bad) outside the vocabulary of \(config.vocabSize)")
             }
         }
-        let h = config.hiddenSize
         var x = try embed(batch, length: n)
         for layer in layers.prefix(config.numHiddenLayers - clipSkip) {
-            x = try run(layer, x, batch: batch.count, length: n, hidden: h)
+            x = try layer(x, heads: config.numAttentionHeads, activation: config.hiddenAct, eps: config.layerNormEps, causal: true)
         }
         return try Ops.layerNorm(x, weight: finalNormWeight, bias: finalNormBias, eps: config.layerNormEps)
     }
@@ -227,40 +211,4 @@ public final class CLIPTextModel: @unchecked Sendable {
         }
     }
 
-    private func run(_ l: Layer, _ x: Tensor, batch: Int, length n: Int, hidden h: Int) throws -> Tensor {
-        let eps = config.layerNormEps
-        var y = try Ops.layerNorm(x, weight: l.ln1w, bias: l.ln1b, eps: eps)
-        let q = try Ops.linear(y, weight: l.qw, bias: l.qb)
-        let k = try Ops.linear(y, weight: l.kw, bias: l.kb)
-        let v = try Ops.linear(y, weight: l.vw, bias: l.vb)
-        let a = try Ops.attention(query: q, key: k, value: v, heads: config.numAttentionHeads, causal: true)
-        var x = x
-        try CLIPKernels.addInPlace(&x, Ops.linear(a, weight: l.ow, bias: l.ob))
-        y = try Ops.layerNorm(x, weight: l.ln2w, bias: l.ln2b, eps: eps)
-        var m = try Ops.linear(y, weight: l.fc1w, bias: l.fc1b)
-        switch config.hiddenAct {
-        case .quickGelu: m = Ops.quickGelu(m)
-        case .gelu: m = Ops.gelu(m)
-        case .geluNew: m = Ops.geluTanh(m)
-        }
-        try CLIPKernels.addInPlace(&x, Ops.linear(m, weight: l.fc2w, bias: l.fc2b))
-        return x
-    }
-}
-
-/// Element-wise kernels the Tensor module does not have (residual add, scaling).
-enum CLIPKernels {
-    /// a += b (same shapes).
-    static func addInPlace(_ a: inout Tensor, _ b: Tensor) throws {
-        guard a.shape == b.shape else { throw DiffusionError("add: shapes \(a.shape) and \(b.shape) differ") }
-        b.withUnsafeBufferPointer { bs in
-            a.withUnsafeMutableBufferPointer { as_ in
-                let box = UnsafeSendableBox((as_.baseAddress!, bs.baseAddress!))
-                Parallel.forRanges(as_.count, minPerChunk: 1 << 15) { r in
-                    let (p, q) = box.value
-                    for i in r { p[i] += q[i] }
-                }
-            }
-        }
-    }
 }

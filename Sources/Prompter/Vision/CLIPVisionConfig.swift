@@ -1,11 +1,10 @@
 import Foundation
+import Tensor
 
 /// The fields of a transformers `CLIPVisionConfig` the vision tower needs.
 public struct CLIPVisionConfig: Sendable, Equatable {
     /// The MLP activation (`hidden_act`).
-    public enum Activation: String, Sendable, CaseIterable {
-        case quickGelu = "quick_gelu", gelu, geluNew = "gelu_new"
-    }
+    public typealias Activation = CLIPEncoderLayer.Activation
 
     public var hiddenSize: Int
     public var intermediateSize: Int

@@ -22,15 +22,11 @@ public final class CLIPVisionTower: @unchecked Sendable {
     /// The weights' source name (for messages).
     public let source: String
 
-    struct Layer {
-        let ln1w, ln1b, qw, qb, kw, kb, vw, vb, ow, ob, ln2w, ln2b, fc1w, fc1b, fc2w, fc2b: StoredTensor
-    }
-
     let patchWeight: StoredTensor
     let classEmbedding: Tensor
     let positionEmbedding: Tensor
     let preNormWeight, preNormBias: StoredTensor
-    let layers: [Layer]
+    let layers: [CLIPEncoderLayer]
 
     /// Key prefixes under which checkpoints store a CLIP vision tower, tried in this order:
     /// LLaVA bundled (`model.vision_tower.vision_tower.vision_model.`), HF Llava up to transformers 4.51
@@ -91,18 +87,10 @@ public final class CLIPVisionTower: @unchecked Sendable {
         preNormWeight = try get("pre_layrnorm.weight", [h])
         preNormBias = try get("pre_layrnorm.bias", [h])
         let count = min(layerCount ?? config.numHiddenLayers, config.numHiddenLayers)
-        var layers: [Layer] = []
+        var layers: [CLIPEncoderLayer] = []
         for i in 0..<max(0, count) {
             let q = "encoder.layers.\(i)."
-            layers.append(Layer(
-                ln1w: try get(q + "layer_norm1.weight", [h]), ln1b: try get(q + "layer_norm1.bias", [h]),
-                qw: try get(q + "self_attn.q_proj.weight", [h, h]), qb: try get(q + "self_attn.q_proj.bias", [h]),
-                kw: try get(q + "self_attn.k_proj.weight", [h, h]), kb: try get(q + "self_attn.k_proj.bias", [h]),
-                vw: try get(q + "self_attn.v_proj.weight", [h, h]), vb: try get(q + "self_attn.v_proj.bias", [h]),
-                ow: try get(q + "self_attn.out_proj.weight", [h, h]), ob: try get(q + "self_attn.out_proj.bias", [h]),
-                ln2w: try get(q + "layer_norm2.weight", [h]), ln2b: try get(q + "layer_norm2.bias", [h]),
-                fc1w: try get(q + "mlp.fc1.weight", [f, h]), fc1b: try get(q + "mlp.fc1.bias", [f]),
-                fc2w: try get(q + "mlp.fc2.weight", [h, f]), fc2b: try get(q + "mlp.fc2.bias", [h])))
+            layers.append(try CLIPEncoderLayer(prefix: q, hiddenSize: h, intermediateSize: f, get: get))
         }
         self.layers = layers
     }
@@ -130,7 +118,9 @@ public final class CLIPVisionTower: @unchecked Sendable {
         }
         let stop = try hiddenStateIndex(selectLayer: selectLayer)
         var x = try embed(pixels)
-        for layer in layers.prefix(stop) { x = try run(layer, x) }
+        for layer in layers.prefix(stop) {
+            x = try layer(x, heads: config.numAttentionHeads, activation: config.hiddenAct, eps: config.layerNormEps, causal: false)
+        }
         let n = config.numPatches, h = config.hiddenSize
         switch selectFeature {
         case .clsPatch: return try x.reshaped([n + 1, h])
@@ -160,36 +150,4 @@ public final class CLIPVisionTower: @unchecked Sendable {
         return try Ops.layerNorm(x, weight: preNormWeight, bias: preNormBias, eps: config.layerNormEps)
     }
 
-    private func run(_ l: Layer, _ x: Tensor) throws -> Tensor {
-        let eps = config.layerNormEps
-        var y = try Ops.layerNorm(x, weight: l.ln1w, bias: l.ln1b, eps: eps)
-        let q = try Ops.linear(y, weight: l.qw, bias: l.qb)
-        let k = try Ops.linear(y, weight: l.kw, bias: l.kb)
-        let v = try Ops.linear(y, weight: l.vw, bias: l.vb)
-        let a = try Ops.attention(query: q, key: k, value: v, heads: config.numAttentionHeads)
-        var x = x
-        try VisionKernels.addInPlace(&x, Ops.linear(a, weight: l.ow, bias: l.ob))
-        y = try Ops.layerNorm(x, weight: l.ln2w, bias: l.ln2b, eps: eps)
-        var m = try Ops.linear(y, weight: l.fc1w, bias: l.fc1b)
-        switch config.hiddenAct {
-        case .quickGelu: m = Ops.quickGelu(m)
-        case .gelu: m = Ops.gelu(m)
-        case .geluNew: m = Ops.geluTanh(m)
-        }
-        try VisionKernels.addInPlace(&x, Ops.linear(m, weight: l.fc2w, bias: l.fc2b))
-        return x
-    }
-}
-
-/// Element-wise helpers of the vision code.
-enum VisionKernels {
-    /// a += b (same shapes).
-    static func addInPlace(_ a: inout Tensor, _ b: Tensor) throws {
-        guard a.shape == b.shape else { throw PrompterError("add: shapes \(a.shape) and \(b.shape) differ") }
-        b.withUnsafeBufferPointer { bs in
-            a.withUnsafeMutableBufferPointer { as_ in
-                for i in 0..<as_.count { as_[i] += bs[i] }
-            }
-        }
-    }
 }
