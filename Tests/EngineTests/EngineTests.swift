@@ -167,6 +167,26 @@ func intOutput(_ r: RunResult, _ node: String, _ port: String) -> Int? {
         #expect(try String(contentsOf: dir.appendingPathComponent("n.txt"), encoding: .utf8) == "11")
     }
 
+    /// An empty path on a file input is "no file": the key takes the literal and no file hash, so the node is
+    /// cached like any other (were it resolved, it would name the run directory, which cannot be hashed).
+    @Test func emptyPathOnAFileInputIsCached() async throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = """
+        version: 1
+        nodes:
+          r: { type: t.read, with: { path: "" } }
+          n: { type: t.length, with: { text: $r.text } }
+          j: { type: t.join, with: { items: [$n.n] } }
+          w: { type: t.write, with: { text: $j.text, path: n.txt } }
+        """
+        let engine = try makeEngine(.disk, dir: dir)
+        let first = await engine.run(try compile(yaml), events: RecordingSink())
+        #expect(Set(first.executed) == ["r", "n", "j", "w"])
+        #expect(try String(contentsOf: dir.appendingPathComponent("n.txt"), encoding: .utf8) == "0")
+        #expect(await engine.run(try compile(yaml), events: RecordingSink()).executed.isEmpty)
+    }
+
     @Test func volatileNodesAreNeverCachedButTheirUnchangedConsumersAre() async throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -56,14 +56,17 @@ struct Write: NodeType {
     }
 }
 
-/// Reads a text file (content-hashed into the cache key).
+/// Reads a text file (content-hashed into the cache key); an empty path reads as empty text, as an optional
+/// file input (`llmga.load`'s `path` when a server is used instead).
 struct Read: NodeType {
     static let id = "t.read"
     static let version = 1
     static let purity = Purity.readsFiles
     static let schema = NodeSchema(summary: "", inputs: [InputSpec("path", .text, role: .inputFile)], outputs: [OutputSpec("text", .text)])
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
-        let url = context.resolvePath(try inputs.text("path"))
+        let path = try inputs.text("path")
+        if path.isEmpty { return Outputs(["text": .text("")]) }
+        let url = context.resolvePath(path)
         guard let s = try? String(contentsOf: url, encoding: .utf8) else { throw NodeError("cannot read \(url.path)", port: "path") }
         return Outputs(["text": .text(s)])
     }
