@@ -10,10 +10,37 @@
 #include "CKernels.h"
 #include "dispatch.h"
 
+#include <stdlib.h>
+
+/* 16 input channels of one output channel at once: the 16 filters (144 contiguous floats) are
+ * transposed through a small buffer so that each of the 16 results is one contiguous vector store. */
+CK_INLINE void filter_16(const float *g, float *dst, long xiStride) {
+    float tmp[9][16];
+    for (int l = 0; l < 16; l++)
+        for (int k = 0; k < 9; k++) tmp[k][l] = g[l * 9 + k];
+    vf gg[9];
+    for (int k = 0; k < 9; k++) gg[k] = vload(tmp[k]);
+    vf t[4][3];
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = gg[j];
+        t[1][j] = (gg[j] + gg[3 + j] + gg[6 + j]) * 0.5f;
+        t[2][j] = (gg[j] - gg[3 + j] + gg[6 + j]) * 0.5f;
+        t[3][j] = gg[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {
+        vstore(dst + (i * 4 + 0) * xiStride, t[i][0]);
+        vstore(dst + (i * 4 + 1) * xiStride, (t[i][0] + t[i][1] + t[i][2]) * 0.5f);
+        vstore(dst + (i * 4 + 2) * xiStride, (t[i][0] - t[i][1] + t[i][2]) * 0.5f);
+        vstore(dst + (i * 4 + 3) * xiStride, t[i][2]);
+    }
+}
+
 CK_INLINE void filter_body(const float *w, int cout, int cin, int co0, int co1, float *u, long xiStride) {
     (void)cout;
     for (int co = co0; co < co1; co++) {
-        for (int ci = 0; ci < cin; ci++) {
+        int ci = 0;
+        for (; ci + 16 <= cin; ci += 16) filter_16(w + ((size_t)co * cin + ci) * 9, u + (size_t)co * cin + ci, xiStride);
+        for (; ci < cin; ci++) {
             const float *g = w + ((size_t)co * cin + ci) * 9;
             float t[4][3];
             for (int j = 0; j < 3; j++) {
@@ -46,63 +73,64 @@ CK_INLINE void tile_columns(const float *p, vf c[4]) {
     c[3] = __builtin_shufflevector(a2, b2, ODDS);
 }
 
-/* 16 tiles of one tile row at once (all inside the plane): the stride-2 tile columns are split out
- * of contiguous loads with shuffles, and each transformed position xi is one contiguous 16-float store. */
-CK_INLINE void input_16(const float *p, int w, float *o, long xiStride) {
+/* 16 neighbouring tiles of one tile row from 4 zero-padded input rows (tile k starts at column 2k of
+ * each row): the stride-2 tile columns are split out of contiguous loads with shuffles, and each
+ * transformed position xi is one 16-float vector; lanes [lo, hi) are stored to o[xi*xiStride + lane]. */
+CK_INLINE void input_16(const float *rows, long ld, float *o, long xiStride, int lo, int hi) {
     vf d[4][4];
-    for (int i = 0; i < 4; i++) tile_columns(p + (size_t)i * w, d[i]);
+    for (int i = 0; i < 4; i++) tile_columns(rows + i * ld, d[i]);
     for (int j = 0; j < 4; j++) {
         vf t0 = d[0][j] - d[2][j], t1 = d[1][j] + d[2][j], t2 = d[2][j] - d[1][j], t3 = d[1][j] - d[3][j];
         d[0][j] = t0; d[1][j] = t1; d[2][j] = t2; d[3][j] = t3;
     }
+    vf r[16];
     for (int i = 0; i < 4; i++) {
-        vstore(o + (i * 4 + 0) * xiStride, d[i][0] - d[i][2]);
-        vstore(o + (i * 4 + 1) * xiStride, d[i][1] + d[i][2]);
-        vstore(o + (i * 4 + 2) * xiStride, d[i][2] - d[i][1]);
-        vstore(o + (i * 4 + 3) * xiStride, d[i][1] - d[i][3]);
+        r[i * 4 + 0] = d[i][0] - d[i][2];
+        r[i * 4 + 1] = d[i][1] + d[i][2];
+        r[i * 4 + 2] = d[i][2] - d[i][1];
+        r[i * 4 + 3] = d[i][1] - d[i][3];
+    }
+    if (lo == 0 && hi == 16) {
+        for (int xi = 0; xi < 16; xi++) vstore(o + xi * xiStride, r[xi]);
+    } else {
+        for (int xi = 0; xi < 16; xi++) {
+            float lanes[16];
+            vstore(lanes, r[xi]);
+            for (int l = lo; l < hi; l++) o[xi * xiStride + l] = lanes[l];
+        }
     }
 }
 
+/* Tiles are taken tile row by tile row: the 4 input rows a tile row needs are copied once into a
+ * zero-padded buffer (padding and the plane's edges become zeros), so every tile goes through the
+ * vector path, 16 at a time. */
 CK_INLINE void input_body(const float *x, int h, int w, int pt, int pl, int tilesW, int t0, int count,
                           float *dst, long xiStride) {
-    for (int k = 0; k < count; k++) {
-        const int t = t0 + k, ty = t / tilesW, tx = t % tilesW;
-        /* Fast path: 16 tiles in this tile row whose 4x34 input block lies inside the plane. */
-        if (k + 16 <= count && tx + 16 <= tilesW) {
-            const int r0 = 2 * ty - pt, c0 = 2 * tx - pl;
-            if (r0 >= 0 && r0 + 4 <= h && c0 >= 0 && c0 + 34 <= w) {
-                input_16(x + (size_t)r0 * w + c0, w, dst + k, xiStride);
-                k += 15;
-                continue;
+    const int groups = (tilesW + 15) / 16;
+    const long ld = 32L * groups + 2 + 16;
+    float *rows = malloc(sizeof(float) * 4 * (size_t)ld);
+    int t = t0;
+    const int tEnd = t0 + count;
+    while (t < tEnd) {
+        const int ty = t / tilesW, rowStart = ty * tilesW;
+        const int txLo = t - rowStart, txHi = (tEnd - rowStart < tilesW ? tEnd - rowStart : tilesW);
+        for (int i = 0; i < 4; i++) {
+            float *p = rows + i * ld;
+            const int r = 2 * ty - pt + i;
+            for (long c = 0; c < ld; c++) p[c] = 0;
+            if (r >= 0 && r < h) {
+                /* padded column q holds input column q - pl */
+                const int qLo = pl, qHi = pl + w < ld ? pl + w : (int)ld;
+                if (qHi > qLo) memcpy(p + qLo, x + (size_t)r * w, sizeof(float) * (size_t)(qHi - qLo));
             }
         }
-        const int r0 = 2 * ty - pt, c0 = 2 * tx - pl;
-        float d[4][4];
-        if (r0 >= 0 && c0 >= 0 && r0 + 4 <= h && c0 + 4 <= w) {
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) d[i][j] = x[(size_t)(r0 + i) * w + c0 + j];
-        } else {
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    const int r = r0 + i, c = c0 + j;
-                    d[i][j] = (r >= 0 && r < h && c >= 0 && c < w) ? x[(size_t)r * w + c] : 0.0f;
-                }
+        for (int g = txLo / 16; g * 16 < txHi; g++) {
+            const int lo = txLo > g * 16 ? txLo - g * 16 : 0, hi = txHi < g * 16 + 16 ? txHi - g * 16 : 16;
+            input_16(rows + 32 * g, ld, dst + (rowStart + g * 16 - t0), xiStride, lo, hi);
         }
-        float t4[4][4];
-        for (int j = 0; j < 4; j++) {
-            t4[0][j] = d[0][j] - d[2][j];
-            t4[1][j] = d[1][j] + d[2][j];
-            t4[2][j] = d[2][j] - d[1][j];
-            t4[3][j] = d[1][j] - d[3][j];
-        }
-        float *o = dst + k;
-        for (int i = 0; i < 4; i++) {
-            o[(i * 4 + 0) * xiStride] = t4[i][0] - t4[i][2];
-            o[(i * 4 + 1) * xiStride] = t4[i][1] + t4[i][2];
-            o[(i * 4 + 2) * xiStride] = t4[i][2] - t4[i][1];
-            o[(i * 4 + 3) * xiStride] = t4[i][1] - t4[i][3];
-        }
+        t = rowStart + txHi;
     }
+    free(rows);
 }
 
 CK_VARIANTS(void, ck_winograd_input,

@@ -111,6 +111,54 @@ func pipeline(steps: Int, table: String) throws {
     print(String(format: "pipeline peak RSS %.2f GiB (F16 weights)", peakRSSGiB()))
 }
 
+/// Weights of one convolution (random F16), served as a `TensorSource`.
+final class ConvSource: TensorSource, @unchecked Sendable {
+    let tensors: [String: StoredTensor]
+    var name: String { "bench conv" }
+    var keys: [String] { tensors.keys.sorted() }
+    init(cout: Int, cin: Int) throws {
+        var g = TorchGenerator(seed: 5)
+        let w = try g.randn([cout, cin, 3, 3]).scalars.map { Float16($0 * 0.05).bitPattern }
+        let wb = w.withUnsafeBytes { [UInt8]($0) }
+        tensors = ["c.weight": try StoredTensor(key: "c.weight", dtype: .f16, shape: [cout, cin, 3, 3], bytes: wb),
+                   "c.bias": StoredTensor(try g.randn([cout]), key: "c.bias")]
+    }
+    func contains(_ key: String) -> Bool { tensors[key] != nil }
+    func stored(_ key: String) throws(SafeTensorsError) -> StoredTensor {
+        guard let t = tensors[key] else { throw .missingKey(key: key, file: name, suggestions: []) }
+        return t
+    }
+}
+
+/// 3×3 convolutions at the UNet's and VAE's levels, Winograd against im2col (BENCH_CONV=1), with the
+/// Winograd stages profiled: for choosing `WinogradConv.applies`.
+func convLevels() throws {
+    let shapes = [(2, 320, 64), (2, 640, 32), (2, 1280, 16), (2, 1280, 8), (1, 512, 64), (1, 512, 128), (1, 256, 256), (1, 128, 512)]
+    for (n, c, s) in shapes {
+        let conv = try Conv2d(WeightReader(source: try ConvSource(cout: c, cin: c)), "c", in: c, out: c, kernel: 3, padding: .init(1))
+        var g = TorchGenerator(seed: 1)
+        let x = try g.randn([n, c, s, s])
+        let flops = 2.0 * Double(n * c * c * 9 * s * s)
+        var line = String(format: "  conv3x3 [%d, %4d, %3d, %3d]:", n, c, s, s)
+        for wino in [false, true] {
+            let ws = Workspace()
+            ws.useWinograd = wino
+            ws.winogradMinTiles = 1
+            _ = try conv(x, ws)
+            var best = Double.infinity
+            for _ in 0..<3 { let t0 = now(); _ = try conv(x, ws); best = min(best, now() - t0) }
+            line += String(format: " %@ %.3f s (%.0f GFLOP/s direct-equivalent)", wino ? "winograd" : "im2col", best, flops / best / 1e9)
+            if wino {
+                ws.profiling = true
+                _ = try conv(x, ws)
+                line += " [" + ws.profile.filter { $0.key.hasPrefix("(") }.sorted { $0.key < $1.key }
+                    .map { String(format: "%@ %.3f", String($0.key.dropFirst(18).dropLast()), $0.value) }.joined(separator: ", ") + "]"
+            }
+        }
+        print(line)
+    }
+}
+
 @main struct Bench {
     static func main() throws {
         let env = ProcessInfo.processInfo.environment
@@ -121,6 +169,10 @@ func pipeline(steps: Int, table: String) throws {
         print("CKernels variant: \(String(cString: ck_variant()))")
         if env["BENCH_PIPELINE"] != nil {
             try pipeline(steps: Int(env["BENCH_STEPS"] ?? "") ?? 2, table: table)
+            return
+        }
+        if env["BENCH_CONV"] != nil {
+            try convLevels()
             return
         }
         if env["BENCH_ATTN"] != nil {

@@ -23,15 +23,19 @@ enum WinogradConv {
         let tilesW = (wo + 1) / 2, tilesH = (ho + 1) / 2
         let perImage = tilesW * tilesH, total = n * perImage
         let hwo = ho * wo
-        // Tiles per chunk: V (16·Cin·chunk) and M (16·Cout·chunk) stay within the workspace budget.
-        let chunk = max(16, min(total, ws.columnBudget / (16 * max(cin, cout))))
+        // Tiles per chunk: V (16·Cin·chunk) and M (16·Cout·chunk) stay within `winogradBudget` floats
+        // each, so that both are still in the last-level cache when the next stage reads them.
+        // At least 256 tiles per chunk: narrower products lose more in sgemm than the cache saves.
+        let chunk = max(1, min(total, max(256, ws.winogradBudget / (16 * max(cin, cout)))))
         let u = ws.buffer(.winogradFilter, count: 16 * cout * cin)
         let v = ws.buffer(.columns, count: 16 * cin * chunk)
         let m = ws.buffer(.tile, count: 16 * cout * chunk)
         let box = UnsafeSendableBox((x, weights, y, residual, u, v, m))
-        Parallel.forRanges(cout, minPerChunk: 1) { range in
-            let (_, wts, _, _, u, _, _) = box.value
-            ck_winograd_filter(wts, Int32(cout), Int32(cin), Int32(range.lowerBound), Int32(range.upperBound), u, cout * cin)
+        ws.measure("(conv3x3 winograd: filter transform)") {
+            Parallel.forRanges(cout, minPerChunk: 1) { range in
+                let (_, wts, _, _, u, _, _) = box.value
+                ck_winograd_filter(wts, Int32(cout), Int32(cin), Int32(range.lowerBound), Int32(range.upperBound), u, cout * cin)
+            }
         }
         var g0 = 0
         while g0 < total {
@@ -44,26 +48,32 @@ enum WinogradConv {
                 segs.append((img, t0, cnt, g - g0))
                 g += cnt
             }
-            Parallel.forRanges(cin, minPerChunk: max(1, 4096 / nc)) { range in
-                let (x, _, _, _, _, v, _) = box.value
-                for ci in range {
-                    for s in segs {
-                        ck_winograd_input(x + (s.img * cin + ci) * h * w, Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
-                                          Int32(tilesW), Int32(s.t0), Int32(s.count), v + ci * nc + s.off, cin * nc)
+            ws.measure("(conv3x3 winograd: input transform)") {
+                Parallel.forRanges(cin, minPerChunk: max(1, 4096 / nc)) { range in
+                    let (x, _, _, _, _, v, _) = box.value
+                    for ci in range {
+                        for s in segs {
+                            ck_winograd_input(x + (s.img * cin + ci) * h * w, Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
+                                              Int32(tilesW), Int32(s.t0), Int32(s.count), v + ci * nc + s.off, cin * nc)
+                        }
                     }
                 }
             }
-            for xi in 0..<16 {
-                GEMM.sgemm(m: cout, n: nc, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * nc, ldb: nc,
-                           beta: 0, c: m + xi * cout * nc, ldc: nc)
+            ws.measure("(conv3x3 winograd: 16 sgemm)") {
+                for xi in 0..<16 {
+                    GEMM.sgemm(m: cout, n: nc, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * nc, ldb: nc,
+                               beta: 0, c: m + xi * cout * nc, ldc: nc)
+                }
             }
-            Parallel.forRanges(cout, minPerChunk: max(1, 4096 / nc)) { range in
-                let (_, _, y, res, _, _, m) = box.value
-                for co in range {
-                    for s in segs {
-                        let plane = (s.img * cout + co) * hwo
-                        ck_winograd_output(m + co * nc + s.off, cout * nc, Int32(tilesW), Int32(s.t0), Int32(s.count),
-                                           y + plane, Int32(ho), Int32(wo), add(s.img, co), res.map { $0 + plane })
+            ws.measure("(conv3x3 winograd: output transform)") {
+                Parallel.forRanges(cout, minPerChunk: max(1, 4096 / nc)) { range in
+                    let (_, _, y, res, _, _, m) = box.value
+                    for co in range {
+                        for s in segs {
+                            let plane = (s.img * cout + co) * hwo
+                            ck_winograd_output(m + co * nc + s.off, cout * nc, Int32(tilesW), Int32(s.t0), Int32(s.count),
+                                               y + plane, Int32(ho), Int32(wo), add(s.img, co), res.map { $0 + plane })
+                        }
                     }
                 }
             }
