@@ -99,4 +99,29 @@ import Testing
             expectClose(got, ref, rel: 2e-6, "winograd conv n\(n) \(cin)→\(cout) \(h)×\(w) pad \(pad) residual \(r != nil)")
         }
     }
+
+    @Test(arguments: [(2, 32, 8, 9, 4), (1, 64, 7, 5, 32), (3, 6, 1, 37, 3)])
+    func groupNormAndSiLUMatchOps(_ c: (Int, Int, Int, Int, Int)) throws {
+        let (n, ch, h, w, groups) = c
+        var g = TorchGenerator(seed: UInt64(ch * 10 + h))
+        // An offset so that the mean matters (the two-pass statistics), and affine parameters.
+        let x = try Tensor(shape: [n, ch, h, w], scalars: try g.randn([n, ch, h, w]).scalars.map { $0 * 3 + 5 })
+        let weight = try g.randn([ch]), bias = try g.randn([ch])
+        for silu in [false, true] {
+            let ref = try Ops.groupNorm(x, groups: groups, weight: StoredTensor(weight), bias: StoredTensor(bias), eps: 1e-6, fusedSiLU: silu)
+            let got = try weight.withUnsafeBufferPointer { wp in
+                try bias.withUnsafeBufferPointer { bp in
+                    try Elementwise.groupNorm(x, groups: groups, weight: wp.baseAddress!, bias: bp.baseAddress!, eps: 1e-6, silu: silu)
+                }
+            }
+            expectClose(got, ref, rel: 1e-6, "group norm \(x.shape) groups \(groups) silu \(silu)")
+        }
+    }
+
+    @Test(arguments: [[3, 40], [2, 5, 64], [1, 2560]])
+    func gegluMatchesOps(_ shape: [Int]) throws {
+        var g = TorchGenerator(seed: 11)
+        let x = try Tensor(shape: shape, scalars: try g.randn(shape).scalars.map { $0 * 4 })
+        expectClose(try Elementwise.geglu(x), try Ops.geglu(x), rel: 1e-6, "geglu \(shape)")
+    }
 }

@@ -56,6 +56,18 @@ void ck_winograd_input(const float *x, int h, int w, int pt, int pl, int tilesW,
 void ck_winograd_output(const float *m, long xiStride, int tilesW, int t0, int count,
                         float *y, int ho, int wo, float add, const float *r);
 
+/* ---- Element-wise passes. ---- */
+
+/** One (sample, group) of a group normalisation: `cg` channels of `spatial` floats at x (contiguous),
+ *  normalised with the group's mean and biased variance (two passes, double accumulation), then
+ *  y = x_hat * weight[c] + bias[c] (weight/bias may be null, indexed by the group's channel), then
+ *  SiLU when `silu` is non-zero. y may equal x. */
+void ck_group_norm(const float *x, float *y, int cg, long spatial, const float *weight, const float *bias,
+                   float eps, int silu);
+
+/** GEGLU on `rows` rows of 2d floats [a, g]: y[r][i] = a[i] * gelu(g[i]) with erf-GELU (torch's formula). */
+void ck_geglu(const float *x, float *y, long rows, int d);
+
 /** Which variant the dispatcher picked: "avx512", "avx2" or "portable" (for benchmarks and logs). */
 const char *ck_variant(void);
 

@@ -183,7 +183,7 @@ struct BasicTransformerBlock: Sendable {
         h = try attn2(try ws.measure("layernorm") { try norm2(h) }, context: context, residual: h, grid: grid, ws, hook: hook)
         let n3 = try ws.measure("layernorm") { try norm3(h) }
         let f = try ffIn(n3, ws)
-        let g = try ws.measure("geglu") { try Ops.geglu(f) }
+        let g = try ws.measure("geglu") { try Elementwise.geglu(f) }
         return try ffOut(g, ws, residual: h)
     }
 }
