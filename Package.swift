@@ -31,13 +31,17 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-I/usr/include/libpng16", "-I/usr/include/x86_64-linux-gnu"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("tiff")]),
 
+        // Hand-written CPU kernels (blocked attention, Winograd transforms): one source compiled per
+        // instruction set (AVX-512, AVX2+FMA, baseline) with the variant chosen at run time by cpuid.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         // Libraries of ours. Tensor and Imaging import nothing of ours.
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: numericFlags),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Stable Diffusion 1.5 family: tokenizer, text encoder, UNet, VAE, schedulers, pipelines.
         // The bundled CLIP BPE vocabulary (for single-file checkpoints) is a resource of Diffusion:
         // SwiftPM only bundles resources from inside a target's folder.
-        .target(name: "Diffusion", dependencies: ["Tensor"], resources: [.copy("Resources/clip")], swiftSettings: numericFlags),
+        .target(name: "Diffusion", dependencies: ["Tensor", "CKernels"], resources: [.copy("Resources/clip")], swiftSettings: numericFlags),
         // The LLMGA MLLM: tokenizers, chat templates, LLM decoders, vision tower, remote backend.
         .target(name: "Prompter", dependencies: ["Tensor", "Imaging"], swiftSettings: numericFlags),
         .target(name: "Workflow", dependencies: [
@@ -75,7 +79,7 @@ let package = Package(
         .testTarget(name: "CoreNodesTests", dependencies: ["CoreNodes", "Imaging", .product(name: "NodeKit", package: "NodeKit")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
         // End-to-end tests run the llmga binary (the dependency makes `swift test` build it).
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor", "CKernels"], resources: [.copy("Fixtures")]),
         // Shared by test targets: a scripted HTTP server on 127.0.0.1 for the remote prompter backend.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PrompterTests", dependencies: ["Prompter", "Tensor", "Imaging", "TestSupport"], resources: [.copy("Fixtures")]),

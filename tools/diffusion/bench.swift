@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernels
 import Foundation
 import Tensor
 
@@ -86,6 +87,78 @@ func printProfile(_ ws: Workspace, calls: Int) {
     for (k, v) in ws.profile.sorted(by: { $0.value > $1.value }) { print(String(format: "    %-28@ %6.2f s per call", k as NSString, v / Double(calls))) }
 }
 
+/// One text-to-image run at 512² as the pipeline node does it (CLIP on both prompts, `steps` CFG
+/// steps, VAE decode), all weights random F16, for its peak RSS (the issue's memory bar: < 4 GiB).
+func pipeline(steps: Int, table: String) throws {
+    var t0 = now()
+    let clip = try CLIPTextModel(config: .sd15, weights: try RandomF16Source(component: "text_encoder", table: table))
+    let unet = try UNet2DConditionModel(config: ModelConfig(values: DefaultConfigs.sd15UNet, origin: "built-in SD1.5 UNet config"),
+                                        weights: try RandomF16Source(component: "unet", table: table))
+    let vae = try AutoencoderKL(config: ModelConfig(values: DefaultConfigs.sd15VAE, origin: "built-in SD1.5 VAE config"),
+                                weights: try RandomF16Source(component: "vae", table: table))
+    print(String(format: "pipeline models built (random F16) in %.1f s; RSS %.2f GiB", now() - t0, currentRSSGiB()))
+    t0 = now()
+    let tokens = [49406] + Array(repeating: 320, count: 10) + Array(repeating: 49407, count: 66)
+    let positive = try clip([tokens]), negative = try clip([[49406] + Array(repeating: 49407, count: 76)])
+    var o = SamplingOptions()
+    o.steps = steps
+    let latents = try StableDiffusionSampler.textToImage(unet: unet, vae: vae, schedulerConfig: .stableDiffusion15,
+                                                         positive: positive, negative: negative, options: o) { done, total in
+        print(String(format: "  step %d/%d at %.1f s, RSS %.2f GiB", done, total, now() - t0, currentRSSGiB()))
+    }
+    let image = try StableDiffusionSampler.decode(vae: vae, latents: latents)
+    print(String(format: "pipeline 512², %d steps: %.1f s, image %@", steps, now() - t0, "\(image.shape)"))
+    print(String(format: "pipeline peak RSS %.2f GiB (F16 weights)", peakRSSGiB()))
+}
+
+/// Weights of one convolution (random F16), served as a `TensorSource`.
+final class ConvSource: TensorSource, @unchecked Sendable {
+    let tensors: [String: StoredTensor]
+    var name: String { "bench conv" }
+    var keys: [String] { tensors.keys.sorted() }
+    init(cout: Int, cin: Int) throws {
+        var g = TorchGenerator(seed: 5)
+        let w = try g.randn([cout, cin, 3, 3]).scalars.map { Float16($0 * 0.05).bitPattern }
+        let wb = w.withUnsafeBytes { [UInt8]($0) }
+        tensors = ["c.weight": try StoredTensor(key: "c.weight", dtype: .f16, shape: [cout, cin, 3, 3], bytes: wb),
+                   "c.bias": StoredTensor(try g.randn([cout]), key: "c.bias")]
+    }
+    func contains(_ key: String) -> Bool { tensors[key] != nil }
+    func stored(_ key: String) throws(SafeTensorsError) -> StoredTensor {
+        guard let t = tensors[key] else { throw .missingKey(key: key, file: name, suggestions: []) }
+        return t
+    }
+}
+
+/// 3×3 convolutions at the UNet's and VAE's levels, Winograd against im2col (BENCH_CONV=1), with the
+/// Winograd stages profiled: for choosing `WinogradConv.applies`.
+func convLevels() throws {
+    let shapes = [(2, 320, 64), (2, 640, 32), (2, 1280, 16), (2, 1280, 8), (1, 512, 64), (1, 512, 128), (1, 256, 256), (1, 128, 512)]
+    for (n, c, s) in shapes {
+        let conv = try Conv2d(WeightReader(source: try ConvSource(cout: c, cin: c)), "c", in: c, out: c, kernel: 3, padding: .init(1))
+        var g = TorchGenerator(seed: 1)
+        let x = try g.randn([n, c, s, s])
+        let flops = 2.0 * Double(n * c * c * 9 * s * s)
+        var line = String(format: "  conv3x3 [%d, %4d, %3d, %3d]:", n, c, s, s)
+        for wino in [false, true] {
+            let ws = Workspace()
+            ws.useWinograd = wino
+            ws.winogradMinTiles = 1
+            _ = try conv(x, ws)
+            var best = Double.infinity
+            for _ in 0..<3 { let t0 = now(); _ = try conv(x, ws); best = min(best, now() - t0) }
+            line += String(format: " %@ %.3f s (%.0f GFLOP/s direct-equivalent)", wino ? "winograd" : "im2col", best, flops / best / 1e9)
+            if wino {
+                ws.profiling = true
+                _ = try conv(x, ws)
+                line += " [" + ws.profile.filter { $0.key.hasPrefix("(") }.sorted { $0.key < $1.key }
+                    .map { String(format: "%@ %.3f", String($0.key.dropFirst(18).dropLast()), $0.value) }.joined(separator: ", ") + "]"
+            }
+        }
+        print(line)
+    }
+}
+
 @main struct Bench {
     static func main() throws {
         let env = ProcessInfo.processInfo.environment
@@ -93,6 +166,15 @@ func printProfile(_ ws: Workspace, calls: Int) {
         let runs = Int(env["BENCH_RUNS"] ?? "") ?? 3
         let table = "Tests/DiffusionTests/Fixtures/sd15-keymap.tsv"
         print("OpenBLAS threads \(GEMM.threadCount), workers \(Parallel.workerCount), OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "unset")")
+        print("CKernels variant: \(String(cString: ck_variant()))")
+        if env["BENCH_PIPELINE"] != nil {
+            try pipeline(steps: Int(env["BENCH_STEPS"] ?? "") ?? 2, table: table)
+            return
+        }
+        if env["BENCH_CONV"] != nil {
+            try convLevels()
+            return
+        }
         if env["BENCH_ATTN"] != nil {
             var g = TorchGenerator(seed: 2)
             let q = try g.randn([2, 4096, 320]), k = try g.randn([2, 4096, 320]), v = try g.randn([2, 4096, 320])
@@ -120,9 +202,15 @@ func printProfile(_ ws: Workspace, calls: Int) {
                 } } }
                 print(String(format: "  per layer-equivalent (256 chunks of 256 rows): QK^T %.3f s, softmax %.3f s, PV %.3f s", tq, ts, tp))
             }
-            let t0 = now()
-            _ = try AttentionKernel.run(q: q, k: k, v: v, heads: 8, scale: 0.158, site: nil, hook: nil)
-            print(String(format: "  AttentionKernel 64² self, batch 2, 8 heads: %.3f s", now() - t0))
+            var t0 = now()
+            _ = try FusedAttention.run(q: q, k: k, v: v, heads: 8, scale: 0.158)
+            print(String(format: "  FusedAttention (sgemm tiles) 64² self, batch 2, 8 heads: %.3f s", now() - t0))
+            for _ in 0..<3 {
+                t0 = now()
+                _ = try AttentionKernel.run(q: q, k: k, v: v, heads: 8, scale: 0.158, site: nil, hook: nil)
+                let dt = now() - t0
+                print(String(format: "  AttentionKernel (blocked, CKernels) 64² self, batch 2, 8 heads: %.3f s, %.0f GFLOP/s", dt, 4 * 2 * 4096.0 * 4096 * 320 / dt / 1e9))
+            }
             return
         }
         if env["BENCH_SKIP_UNET"] == nil {

@@ -39,7 +39,7 @@ enum AttentionKernel {
     static func run(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float,
                     site: AttentionSite?, hook: (any AttentionHook)?) throws -> Tensor {
         guard let site, let hook, hook.wantsProbabilities(at: site) else {
-            return try FusedAttention.run(q: q, k: k, v: v, heads: heads, scale: scale)
+            return try BlockedAttention.run(q: q, k: k, v: v, heads: heads, scale: scale)
         }
         let (b, nq, hd) = (q.shape[0], q.shape[1], q.shape[2])
         let nk = k.shape[1], d = hd / heads
@@ -183,7 +183,7 @@ struct BasicTransformerBlock: Sendable {
         h = try attn2(try ws.measure("layernorm") { try norm2(h) }, context: context, residual: h, grid: grid, ws, hook: hook)
         let n3 = try ws.measure("layernorm") { try norm3(h) }
         let f = try ffIn(n3, ws)
-        let g = try ws.measure("geglu") { try Ops.geglu(f) }
+        let g = try ws.measure("geglu") { try Elementwise.geglu(f) }
         return try ffOut(g, ws, residual: h)
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 import Tensor
 
 /// 2-D convolution, NCHW, weight [Cout, Cin, kH, kW] in its stored dtype (converted per call into the
-/// workspace), bias Float32. im2col (chunked over output positions) + one sgemm per chunk; a 1×1
+/// workspace), bias Float32. 3×3 stride-1 convolutions with enough channels and tiles go through
+/// Winograd F(2×2, 3×3) (`WinogradConv`, 2.25× fewer flops); the rest use im2col (chunked over
+/// output positions) + one sgemm per chunk; a 1×1
 /// stride-1 convolution multiplies the input directly. At small resolutions the images of a batch
 /// share one GEMM (more columns per weight pass). Bias, a per-(image, channel) bias (the ResNet
 /// time embedding) and a residual are fused into the output pass.
@@ -57,6 +59,16 @@ public struct Conv2d: Sendable {
         let hasAdd = b != nil || cb != nil || res != nil
         @inline(__always) func value(_ img: Int, _ c: Int) -> Float { (b?[c] ?? 0) + (cb?[img * cout + c] ?? 0) }
         let budget = max(ws.columnBudget, kdim, cout)
+        if kernel == 3, stride == 1, ws.useWinograd,
+           WinogradConv.applies(cin: inChannels, cout: cout, tiles: n * ((ho + 1) / 2) * ((wo + 1) / 2), minTiles: ws.winogradMinTiles) {
+            return try Tensor(shape: outShape) { outBuf in
+                x.withUnsafeBufferPointer { xs in
+                    WinogradConv.run(x: xs.baseAddress!, n: n, cin: inChannels, h: h, w: w, padding: padding, weights: wts,
+                                     cout: cout, ho: ho, wo: wo, y: outBuf.baseAddress!, residual: res.map { UnsafePointer($0) },
+                                     add: value, ws)
+                }
+            }
+        }
         return try Tensor(shape: outShape) { outBuf in
             let y = outBuf.baseAddress!
             x.withUnsafeBufferPointer { xs in

@@ -79,7 +79,7 @@ public struct GroupNorm: Sendable {
         guard x.rank >= 2, x.shape[1] == channels else {
             throw shapeError("group norm \(weight.key)", x.shape, expected: "[N, \(channels), ...]")
         }
-        return try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, fusedSiLU: silu)
+        return try Elementwise.groupNorm(x, groups: groups, weight: f32Pointer(weight), bias: f32Pointer(bias), eps: eps, silu: silu)
     }
 }
 

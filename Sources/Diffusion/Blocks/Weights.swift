@@ -65,8 +65,8 @@ public struct WeightReader: Sendable {
 /// output tiles. Also counts the time spent converting weights. A model uses its workspace
 /// under a lock, so calls on one model are serialised.
 public final class Workspace: @unchecked Sendable {
-    private var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
-    private var capacities: [Int] = [0, 0, 0]
+    private var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil, nil]
+    private var capacities: [Int] = [0, 0, 0, 0]
     /// Seconds spent converting stored weights to Float32 since the last `resetCounters()`.
     public private(set) var conversionSeconds: Double = 0
     /// Weight elements converted since the last `resetCounters()`.
@@ -87,6 +87,15 @@ public final class Workspace: @unchecked Sendable {
     /// Floats of im2col columns (and of GEMM output tiles) per chunk.
     public var columnBudget = 6 << 20
 
+    /// Whether 3×3 stride-1 convolutions may use Winograd F(2×2, 3×3) (tests turn it off to compare
+    /// against im2col).
+    public var useWinograd = true
+    /// Fewest 2×2 output tiles (over the batch) for which a convolution takes the Winograd path.
+    public var winogradMinTiles = 64
+    /// Floats of Winograd input tiles (and of products) per chunk of tiles: 8 MiB each, so that both fit
+    /// the 32 MiB last-level cache with room to spare (24 MiB chunks measured slower at 512²).
+    public var winogradBudget = 2 << 20
+
     public init() {}
 
     deinit { for b in buffers { b?.deallocate() } }
@@ -97,7 +106,19 @@ public final class Workspace: @unchecked Sendable {
         convertedElements = 0
     }
 
-    enum Slot: Int { case weight = 0, columns = 1, tile = 2 }
+    /// weight: the converted weight; columns: im2col columns or Winograd input tiles; tile: GEMM
+    /// output tiles or Winograd products; winogradFilter: the transformed 3×3 filter.
+    enum Slot: Int, CaseIterable { case weight = 0, columns = 1, tile = 2, winogradFilter = 3 }
+
+    /// Frees the scratch buffers (they are reallocated on the next call). Models call this after
+    /// each forward so that a pipeline holds only one model's scratch at a time.
+    public func releaseScratch() {
+        for i in buffers.indices {
+            buffers[i]?.deallocate()
+            buffers[i] = nil
+            capacities[i] = 0
+        }
+    }
 
     func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
         let i = slot.rawValue

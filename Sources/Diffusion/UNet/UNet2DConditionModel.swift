@@ -159,7 +159,9 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                                downResiduals: [Tensor]? = nil, midResidual: Tensor? = nil,
                                attentionHook: (any AttentionHook)? = nil) throws -> Tensor {
         lock.lock()
-        defer { lock.unlock() }
+        // Scratch (converted weights, im2col/Winograd buffers: a few hundred MB at 64² latents) is freed after
+        // each call, so a pipeline holds the UNet's or the VAE's scratch, never both.
+        defer { workspace.releaseScratch(); lock.unlock() }
         let cfg = config
         guard sample.rank == 4, sample.shape[1] == cfg.inChannels, sample.shape[0] >= 1 else {
             throw shapeError("UNet sample", sample.shape, expected: "[B, \(cfg.inChannels), H, W]")

@@ -185,7 +185,7 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// Encodes images [B, in_channels, H, W] in [-1, 1] to the latent distribution (unscaled).
     public func encode(_ image: Tensor) throws -> DiagonalGaussian {
         lock.lock()
-        defer { lock.unlock() }
+        defer { workspace.releaseScratch(); lock.unlock() }
         guard image.rank == 4, image.shape[1] == config.inChannels else {
             throw shapeError("VAE encode", image.shape, expected: "[B, \(config.inChannels), H, W]")
         }
@@ -205,7 +205,7 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// `config.scalingFactor` first) to images [B, out_channels, 8h, 8w] in about [-1, 1] (not clamped).
     public func decode(_ latents: Tensor) throws -> Tensor {
         lock.lock()
-        defer { lock.unlock() }
+        defer { workspace.releaseScratch(); lock.unlock() }
         guard latents.rank == 4, latents.shape[1] == config.latentChannels else {
             throw shapeError("VAE decode", latents.shape, expected: "[B, \(config.latentChannels), h, w]")
         }
