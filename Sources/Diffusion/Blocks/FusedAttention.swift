@@ -7,6 +7,9 @@ import Tensor
 /// straight into the output rows (sgemm), and those rows are divided by their sums. Equivalent to
 /// softmax-then-matmul up to float rounding. (Tensor's `Ops.attention` normalises the scores in a
 /// separate pass and allocates per call; this kernel was added here for the UNet's 64² self-attention.)
+/// Superseded in the models by `BlockedAttention` (CKernels, about 2× faster: OpenBLAS is slow on
+/// the head-width-40 products); kept as an sgemm-based second implementation for tests and
+/// `BENCH_ATTN=1`.
 enum FusedAttention {
     typealias V = SIMD16<Float>
 
