@@ -11,9 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${BENCH_RUNS:-3}"
 echo "== llmga (tools/diffusion/bench.sh)"
-ours=$(BENCH_RUNS="$runs" BENCH_SWIFTFLAGS="${BENCH_SWIFTFLAGS:--target-cpu haswell}" tools/diffusion/bench.sh | tee /dev/stderr)
+ours=$(BENCH_RUNS="$runs" BENCH_SWIFTFLAGS="${BENCH_SWIFTFLAGS:--target-cpu haswell}" tools/diffusion/bench.sh | tee >(cat >&2))
 echo "== diffusers (tools/diffusion/bench_diffusers.py)"
-ref=$(OMP_NUM_THREADS=2 tools/.venv/bin/python tools/diffusion/bench_diffusers.py --repeats "$runs" | tee /dev/stderr)
+ref=$(OMP_NUM_THREADS=2 tools/.venv/bin/python tools/diffusion/bench_diffusers.py --repeats "$runs" | tee >(cat >&2))
 unet=$(echo "$ours" | sed -n 's/^UNet CFG step (batch 2): median \([0-9.]*\) s.*/\1/p')
 vae=$(echo "$ours" | sed -n 's/^VAE decode 512²: median \([0-9.]*\) s.*/\1/p')
 python3 - "$unet" "$vae" "$ref" <<'PY'
