@@ -148,8 +148,14 @@ def short_caption(scene: Scene) -> str:
 
 
 def medium_caption(scene: Scene) -> str:
-    """'a red circle on a blue background'."""
-    return f"{short_caption(scene)} on {article(scene.background)} {scene.background} background"
+    """'a red circle on a blue background' (a centred shape: the centre is the default and goes unsaid) /
+    'a red circle on the left, on a blue background' / 'a red square at the top and a green star at the
+    bottom, on a white background'."""
+    bg = f"on {article(scene.background)} {scene.background} background"
+    if len(scene.shapes) == 1 and scene.shapes[0].position == "centre":
+        return f"{short_caption(scene)} {bg}"
+    parts = [f"{_short_one(s)} {POSITION_PHRASE[s.position]}" for s in scene.shapes]
+    return f"{' and '.join(parts)}, {bg}"
 
 
 def detailed_caption(scene: Scene) -> str:
