@@ -66,7 +66,7 @@ def fractions(img: np.ndarray, expect: dict[str, str]) -> dict[str, float]:
 def diffusers_images():
     import torch
     from diffusers import StableDiffusionPipeline
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     pipe = StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     out = {}
@@ -117,7 +117,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llmga", help="path to the llmga binary: also render through Workflows/t2i.yaml")
     ap.add_argument("--no-diffusers", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     a = ap.parse_args()
+    SEEDS[:] = a.seeds
     OUTDIR.mkdir(parents=True, exist_ok=True)
     ref = None
     if not a.no_diffusers:
