@@ -69,10 +69,25 @@ def make_vae():
         norm_num_groups=4, sample_size=64)
 
 
+def write_tokenizer(folder: Path):
+    """SD1.5's tokenizer/ folder: the real CLIP BPE files and SD1.5's tokenizer configs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CLIP_VOCAB / "vocab.json", folder / "vocab.json")
+    shutil.copy(CLIP_VOCAB / "merges.txt", folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+    (folder / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n")
+
+
 def make_tokenizer():
+    # Loaded from a folder as pipelines load it (transformers 5's CLIPTokenizer(vocab_file=..., merges_file=...)
+    # constructor silently maps every word to one id).
     from transformers import CLIPTokenizer
-    return CLIPTokenizer(vocab_file=str(CLIP_VOCAB / "vocab.json"), merges_file=str(CLIP_VOCAB / "merges.txt"),
-                         model_max_length=77)
+    folder = WORK / "tokenizer"
+    write_tokenizer(folder)
+    tok = CLIPTokenizer.from_pretrained(folder)
+    ids = tok("a red circle").input_ids
+    assert ids == [49406, 320, 736, 7117, 49407], f"CLIP tokenizer broken: {ids}"
+    return tok
 
 
 def make_text_encoder(tok):
@@ -289,11 +304,7 @@ def save(vae, tok, text, unet, scaling: float):
     # Released SD1.5 folders ship the CLIP BPE files (transformers 5 writes only tokenizer.json).
     tokdir = OUT / "tokenizer"
     shutil.rmtree(tokdir)
-    tokdir.mkdir()
-    shutil.copy(CLIP_VOCAB / "vocab.json", tokdir / "vocab.json")
-    shutil.copy(CLIP_VOCAB / "merges.txt", tokdir / "merges.txt")
-    (tokdir / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
-    (tokdir / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n")
+    write_tokenizer(tokdir)
     for comp, fname, m in (("unet", "diffusion_pytorch_model.safetensors", unet),
                            ("vae", "diffusion_pytorch_model.safetensors", vae),
                            ("text_encoder", "model.safetensors", text)):
@@ -306,11 +317,11 @@ def save(vae, tok, text, unet, scaling: float):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["all", "vae", "unet", "save"], default="all")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vae-steps", type=int, default=1200)
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
-    ap.add_argument("--unet-steps", type=int, default=6000)
+    ap.add_argument("--unet-steps", type=int, default=4000)
     ap.add_argument("--unet-batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=5e-4)
     ap.add_argument("--sizes", action="store_true", help="print parameter counts and exit")
