@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Semantic check of the miniature SD pipeline (Assets/models/mini-sd): render prompts of the world
+and measure, per region, the fraction of pixels whose nearest palette colour is the expected one.
+
+    tools/.venv/bin/python tools/mini/check_sd.py                        # diffusers (PNDM, 25 steps, cfg 6)
+    tools/.venv/bin/python tools/mini/check_sd.py --llmga .build/release/llmga   # also through the CLI,
+                                                                          # with the max |diff| to diffusers
+
+Regions of a 64x64 image: centre = the middle 12x12, border = the outer 6-pixel ring, left/right/top/
+bottom = a 12x12 square around that position's shape centre. Writes the images to tools/mini/.work/check/.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "Assets/models/mini-sd"
+OUTDIR = ROOT / "tools/mini/.work/check"
+
+# (prompt, {region: expected colour})
+CASES = [
+    ("a red circle on a blue background", {"centre": "red", "border": "blue"}),
+    ("a yellow square on a green background", {"centre": "yellow", "border": "green"}),
+    ("a white star on a black background", {"centre": "white", "border": "black"}),
+    ("a large green circle in the centre of a plain purple background", {"centre": "green", "border": "purple"}),
+    ("a blue triangle on an orange background", {"centre": "blue", "border": "orange"}),
+    ("a large red square on the left of a plain yellow background", {"left": "red", "right": "yellow"}),
+]
+SEEDS = [1, 2, 3]
+STEPS, CFG, NEGATIVE = 25, 6.0, ""
+
+
+def region(name: str, size: int = 64) -> np.ndarray:
+    m = np.zeros((size, size), bool)
+    if name == "border":
+        b = size * 6 // 64
+        m[:b, :] = m[-b:, :] = m[:, :b] = m[:, -b:] = True
+        return m
+    fx, fy = world.POSITIONS[name]
+    h = size * 6 // 64
+    cx, cy = int(fx * size), int(fy * size)
+    m[cy - h:cy + h, cx - h:cx + h] = True
+    return m
+
+
+def nearest_palette(img: np.ndarray) -> np.ndarray:
+    pal = np.array(list(world.PALETTE.values()), np.float32)
+    d = ((img[..., None, :].astype(np.float32) - pal) ** 2).sum(-1)
+    return d.argmin(-1)
+
+
+def fractions(img: np.ndarray, expect: dict[str, str]) -> dict[str, float]:
+    lab = nearest_palette(img)
+    return {r: float((lab[region(r, img.shape[0])] == world.COLOURS.index(c)).mean()) for r, c in expect.items()}
+
+
+def diffusers_images():
+    import torch
+    from diffusers import StableDiffusionPipeline
+    torch.set_num_threads(1)
+    pipe = StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    out = {}
+    for i, (prompt, _) in enumerate(CASES):
+        for seed in SEEDS:
+            g = torch.Generator().manual_seed(seed)
+            im = pipe(prompt, negative_prompt=NEGATIVE, height=64, width=64, num_inference_steps=STEPS,
+                      guidance_scale=CFG, generator=g).images[0]
+            im.save(OUTDIR / f"diffusers-{i}-{seed}.png")
+            out[(i, seed)] = np.asarray(im)
+    return out
+
+
+def llmga_images(binary: str):
+    out = {}
+    for i, (prompt, _) in enumerate(CASES):
+        for seed in SEEDS:
+            r = subprocess.run([binary, "run", str(ROOT / "Workflows/t2i.yaml"), "--cache", "none", "--events", "none",
+                                "--set", f"model={MODEL}", "--set", f"prompt={prompt}", "--set", f"negative={NEGATIVE}",
+                                "--set", f"seed={seed}", "--set", f"steps={STEPS}", "--set", f"cfg={CFG}",
+                                "--set", "width=64", "--set", "height=64"], cwd=OUTDIR, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"llmga failed ({r.returncode}): {r.stderr}")
+            p = OUTDIR / f"out/t2i-{seed}.png"
+            im = Image.open(p).convert("RGB")
+            im.save(OUTDIR / f"llmga-{i}-{seed}.png")
+            out[(i, seed)] = np.asarray(im)
+    return out
+
+
+def report(name, images, ref=None):
+    print(f"== {name}: fraction of each region whose nearest palette colour is the expected one (seeds {SEEDS})")
+    worst = 1.0
+    for i, (prompt, expect) in enumerate(CASES):
+        cells = []
+        for seed in SEEDS:
+            f = fractions(images[(i, seed)], expect)
+            worst = min(worst, *f.values())
+            s = " ".join(f"{r}={c}:{v:.2f}" for (r, c), v in zip(expect.items(), f.values()))
+            if ref is not None:
+                s += f" |diff|max={np.abs(images[(i, seed)].astype(int) - ref[(i, seed)].astype(int)).max()}"
+            cells.append(s)
+        print(f"{prompt!r}\n    " + "\n    ".join(cells))
+    print(f"   worst region fraction: {worst:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llmga", help="path to the llmga binary: also render through Workflows/t2i.yaml")
+    ap.add_argument("--no-diffusers", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    a = ap.parse_args()
+    SEEDS[:] = a.seeds
+    OUTDIR.mkdir(parents=True, exist_ok=True)
+    ref = None
+    if not a.no_diffusers:
+        ref = diffusers_images()
+        report("diffusers", ref)
+    if a.llmga:
+        report("llmga", llmga_images(a.llmga), ref)
+    # A contact sheet: rows = cases, columns = seeds (diffusers, then llmga when present).
+    files = sorted(OUTDIR.glob("*-*-*.png"))
+    if files:
+        kinds = [k for k in ("diffusers", "llmga") if (OUTDIR / f"{k}-0-{SEEDS[0]}.png").exists()]
+        sheet = Image.new("RGB", (64 * len(SEEDS) * len(kinds) * 2, 128 * len(CASES)), (128, 128, 128))
+        for i in range(len(CASES)):
+            for k, kind in enumerate(kinds):
+                for j, seed in enumerate(SEEDS):
+                    p = OUTDIR / f"{kind}-{i}-{seed}.png"
+                    if p.exists():
+                        sheet.paste(Image.open(p).resize((128, 128), Image.Resampling.NEAREST),
+                                    ((k * len(SEEDS) + j) * 128, i * 128))
+        sheet.save(OUTDIR / "sheet.png")
+        print("wrote", OUTDIR / "sheet.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Train the miniature Stable Diffusion pipeline on the world of tools/mini/world.py and save it as a
+real diffusers folder at Assets/models/mini-sd/ (what StableDiffusionPipeline.save_pretrained writes,
+safety checker omitted, weights f16 safetensors, the real CLIP BPE tokenizer, SD1.5's PNDM scheduler).
+
+Stages (each resumable from its checkpoint under tools/mini/.work/sd/):
+  vae    AutoencoderKL, 64x64x3 -> 8x8x4 (factor 8), MSE + L1 + 1e-6 KL, on rendered scenes.
+  unet   CLIPTextModel + UNet2DConditionModel trained jointly on the VAE's latents (scaled by
+         scaling_factor = 1 / std of the latents, as SD did), DDPM epsilon objective with SD1.5's
+         scaled_linear 0.00085..0.012 / 1000-step schedule; captions mix short / medium / detailed,
+         10% dropped to "" for classifier-free guidance.
+  save   writes the folder.
+
+Deterministic: fixed seeds, one thread count, torch.use_deterministic_algorithms(True). Run from the
+repository root (nice it: the machine is shared):
+
+    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py            # all stages
+    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py --stage unet --unet-steps 6000
+
+Measured times are in tools/mini/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "tools/mini/.work/sd"
+OUT = ROOT / "Assets/models/mini-sd"
+CLIP_VOCAB = ROOT / "Sources/Diffusion/Resources/clip"
+
+SD15_SCHEDULER = {
+    "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+    "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
+    "trained_betas": None, "clip_sample": False,
+}
+POOL_SEED, POOL_SIZE = 0, 24000
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def setup(threads: int):
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(0)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+def make_vae():
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, block_out_channels=(16, 32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=4, sample_size=64)
+
+
+def write_tokenizer(folder: Path):
+    """SD1.5's tokenizer/ folder: the real CLIP BPE files and SD1.5's tokenizer configs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CLIP_VOCAB / "vocab.json", folder / "vocab.json")
+    shutil.copy(CLIP_VOCAB / "merges.txt", folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+    (folder / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n")
+
+
+def make_tokenizer():
+    # Loaded from a folder as pipelines load it (transformers 5's CLIPTokenizer(vocab_file=..., merges_file=...)
+    # constructor silently maps every word to one id).
+    from transformers import CLIPTokenizer
+    folder = WORK / "tokenizer"
+    write_tokenizer(folder)
+    tok = CLIPTokenizer.from_pretrained(folder)
+    ids = tok("a red circle").input_ids
+    assert ids == [49406, 320, 736, 7117, 49407], f"CLIP tokenizer broken: {ids}"
+    return tok
+
+
+def make_text_encoder(tok):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+        max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=64,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=1))
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16)
+
+
+def make_train_scheduler():
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         prediction_type="epsilon", clip_sample=False)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def pool():
+    """The training scenes and their images ([-1, 1] float, NCHW), cached under .work."""
+    cache = WORK / f"pool-{POOL_SEED}-{POOL_SIZE}.npy"
+    scenes = [world.scene_at(POOL_SEED, i) for i in range(POOL_SIZE)]
+    if cache.exists():
+        images = np.load(cache)
+    else:
+        images = np.stack([world.render_array(s) for s in scenes])
+        WORK.mkdir(parents=True, exist_ok=True)
+        np.save(cache, images)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return scenes, x
+
+
+def lr_at(step, total, base, warmup=100):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))) * 0.9 + base * 0.1
+
+
+def save_ckpt(path: Path, **state):
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+def train_vae(steps: int, batch: int, lr: float, crop: int = 32):
+    _, x = pool()
+    vae = make_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    ck = WORK / "vae.pt"
+    start = 0
+    if ck.exists():
+        s = torch.load(ck, weights_only=False)
+        vae.load_state_dict(s["model"]); opt.load_state_dict(s["opt"]); start = s["step"]
+        log(f"vae: resumed at step {start}")
+    g = torch.Generator().manual_seed(1)
+    for _ in range(start):  # keep the batch stream identical whether resumed or not
+        torch.randint(0, len(x), (batch,), generator=g); torch.randint(0, 5, (2,), generator=g)
+        torch.randn((batch, 4, crop // 8, crop // 8), generator=g)
+    vae.train()
+    t0 = time.time()
+    for step in range(start, steps):
+        for pg in opt.param_groups:
+            pg["lr"] = lr_at(step, steps, lr)
+        idx = torch.randint(0, len(x), (batch,), generator=g)
+        # The VAE is convolutional: train on 32x32 crops on the 8-pixel latent grid (4x cheaper).
+        oy, ox = (torch.randint(0, 5, (2,), generator=g) * 8).tolist()
+        img = x[idx, :, oy:oy + crop, ox:ox + crop]
+        post = vae.encode(img).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        kl = post.kl().mean() / post.mean[0].numel()         # per latent element
+        loss = F.mse_loss(rec, img) + 0.5 * F.l1_loss(rec, img) + 1e-6 * kl * post.mean[0].numel()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"vae step {step} loss {loss.item():.5f} mse {F.mse_loss(rec, img).item():.5f} kl {kl.item():.3f} "
+                f"({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if (step + 1) % 100 == 0 or step == steps - 1:
+            save_ckpt(ck, model=vae.state_dict(), opt=opt.state_dict(), step=step + 1)
+    vae.eval()
+    return vae
+
+
+def load_vae():
+    vae = make_vae()
+    vae.load_state_dict(torch.load(WORK / "vae.pt", weights_only=False)["model"])
+    return vae.eval()
+
+
+def encode_pool(vae):
+    cache = WORK / "latents.pt"
+    if cache.exists():
+        return torch.load(cache, weights_only=False)
+    _, x = pool()
+    means, stds = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), 256):
+            post = vae.encode(x[i:i + 256]).latent_dist
+            means.append(post.mean); stds.append(post.std)
+    mean, std = torch.cat(means), torch.cat(stds)
+    g = torch.Generator().manual_seed(2)
+    sample = mean + std * torch.randn(mean.shape, generator=g)
+    scaling = float(1 / sample.std())
+    rec = None
+    with torch.no_grad():
+        rec = vae.decode(mean[:256]).sample
+    mse = F.mse_loss(rec, x[:256]).item()
+    out = {"mean": mean, "std": std, "scaling_factor": scaling, "recon_mse": mse}
+    torch.save(out, cache)
+    log(f"latents: {tuple(mean.shape)} std {sample.std():.4f} -> scaling_factor {scaling:.5f}; recon mse {mse:.5f}")
+    return out
+
+
+CAPTION_MIX = [("short", 0.25), ("medium", 0.30), ("detailed", 0.35), ("empty", 0.10)]
+
+
+def captions_for(scenes, idx, rng: np.random.Generator):
+    kinds, probs = zip(*CAPTION_MIX)
+    out = []
+    for i in idx:
+        k = kinds[rng.choice(len(kinds), p=probs)]
+        out.append("" if k == "empty" else world.caption(scenes[i], k))
+    return out
+
+
+def train_unet(steps: int, batch: int, lr: float, lat):
+    scenes, _ = pool()
+    tok = make_tokenizer()
+    text = make_text_encoder(tok)
+    unet = make_unet()
+    sched = make_train_scheduler()
+    # The text encoder starts from scratch and must learn the words quickly: 4x the UNet's learning rate.
+    params = [{"params": unet.parameters(), "lr": lr, "base": lr}, {"params": text.parameters(), "lr": 4 * lr, "base": 4 * lr}]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ck = WORK / "unet.pt"
+    start = 0
+    if ck.exists():
+        s = torch.load(ck, weights_only=False)
+        unet.load_state_dict(s["unet"]); text.load_state_dict(s["text"]); opt.load_state_dict(s["opt"]); start = s["step"]
+        log(f"unet: resumed at step {start}")
+    mean, std, scaling = lat["mean"], lat["std"], lat["scaling_factor"]
+    # All caption token ids precomputed per (scene, kind) would be large; tokenise per batch (cheap).
+    unet.train(); text.train()
+    t0 = time.time()
+    ema = None
+    for step in range(start, steps):
+        g = torch.Generator().manual_seed(1000 + step)          # per-step streams: resumable exactly
+        rng = np.random.default_rng([3, step])
+        for pg in opt.param_groups:
+            pg["lr"] = lr_at(step, steps, pg["base"], warmup=200)
+        idx = torch.randint(0, len(mean), (batch,), generator=g)
+        z = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)) * scaling
+        noise = torch.randn(z.shape, generator=g)
+        # Noise offset: 8x8 latents of flat backgrounds put most of the variance in each image's mean, which
+        # the SD1.5 schedule does not fully drown at t=999; extra per-image noise makes the model decide it.
+        noise = noise + 0.1 * torch.randn((batch, 4, 1, 1), generator=g)
+        t = torch.randint(0, 1000, (batch,), generator=g)
+        noisy = sched.add_noise(z, noise, t)
+        ids = tok(captions_for(scenes, idx.tolist(), rng), padding="max_length", max_length=77, truncation=True,
+                  return_tensors="pt").input_ids
+        cond = text(ids)[0]
+        pred = unet(noisy, t, encoder_hidden_states=cond).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text.parameters()), 1.0)
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"unet step {step} loss {loss.item():.4f} ema {ema:.4f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
+        if (step + 1) % 500 == 0 or step == steps - 1:
+            save_ckpt(ck, unet=unet.state_dict(), text=text.state_dict(), opt=opt.state_dict(), step=step + 1)
+    return tok, text.eval(), unet.eval()
+
+
+def load_unet():
+    tok = make_tokenizer()
+    text, unet = make_text_encoder(tok), make_unet()
+    s = torch.load(WORK / "unet.pt", weights_only=False)
+    unet.load_state_dict(s["unet"]); text.load_state_dict(s["text"])
+    return tok, text.eval(), unet.eval()
+
+
+# ---------------------------------------------------------------------------------------------- save
+
+TOKENIZER_CONFIG = {
+    "add_prefix_space": False, "bos_token": "<|startoftext|>", "clean_up_tokenization_spaces": True,
+    "do_lower_case": True, "eos_token": "<|endoftext|>", "errors": "replace", "model_max_length": 77,
+    "pad_token": "<|endoftext|>", "tokenizer_class": "CLIPTokenizer", "unk_token": "<|endoftext|>",
+}
+SPECIAL_TOKENS = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+                  "unk_token": "<|endoftext|>"}
+
+
+def save(vae, tok, text, unet, scaling: float):
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from safetensors.torch import save_file
+    vae.register_to_config(scaling_factor=scaling)
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
+                                   scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(OUT, safe_serialization=True)
+    # Released SD1.5 folders ship the CLIP BPE files (transformers 5 writes only tokenizer.json).
+    tokdir = OUT / "tokenizer"
+    shutil.rmtree(tokdir)
+    write_tokenizer(tokdir)
+    for comp, fname, m in (("unet", "diffusion_pytorch_model.safetensors", unet),
+                           ("vae", "diffusion_pytorch_model.safetensors", vae),
+                           ("text_encoder", "model.safetensors", text)):
+        sd = {k: v.detach().half().contiguous() for k, v in m.state_dict().items() if v.dtype.is_floating_point}
+        save_file(sd, OUT / comp / fname, metadata={"format": "pt"})
+    total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
+    log(f"wrote {OUT} ({total / 1e6:.2f} MB)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["all", "vae", "unet", "save"], default="all")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--vae-steps", type=int, default=1200)
+    ap.add_argument("--vae-batch", type=int, default=16)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--unet-steps", type=int, default=4000)
+    ap.add_argument("--unet-batch", type=int, default=32)
+    ap.add_argument("--unet-lr", type=float, default=5e-4)
+    ap.add_argument("--sizes", action="store_true", help="print parameter counts and exit")
+    a = ap.parse_args()
+    setup(a.threads)
+    WORK.mkdir(parents=True, exist_ok=True)
+    if a.sizes:
+        tok = make_tokenizer()
+        for n, m in (("vae", make_vae()), ("text", make_text_encoder(tok)), ("unet", make_unet())):
+            p = sum(x.numel() for x in m.parameters())
+            print(f"{n}: {p / 1e6:.3f}M params, {2 * p / 1e6:.2f} MB f16")
+        return
+    t0 = time.time()
+    if a.stage in ("all", "vae"):
+        train_vae(a.vae_steps, a.vae_batch, a.vae_lr)
+        log(f"vae done in {time.time() - t0:.0f}s")
+    if a.stage in ("all", "unet"):
+        lat = encode_pool(load_vae())
+        t1 = time.time()
+        train_unet(a.unet_steps, a.unet_batch, a.unet_lr, lat)
+        log(f"unet+text done in {time.time() - t1:.0f}s")
+    if a.stage in ("all", "unet", "save"):
+        lat = encode_pool(load_vae())
+        tok, text, unet = load_unet()
+        save(load_vae(), tok, text, unet, lat["scaling_factor"])
+    log(f"total {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
