@@ -52,29 +52,6 @@ size_t ck_attention_scratch_floats(int dv) {
     return (size_t)QB * KB + (size_t)QB * round16(dv) + 2 * QB;
 }
 
-/* e^x for x <= 0 (Cephes expf: Cody-Waite reduction, degree-5 polynomial, about 1 ulp), 0 below -87.3. */
-CK_INLINE vf vexp_neg(vf x) {
-    vi under = x < -87.33654f;
-    x = __builtin_elementwise_max(x, vsplat(-87.33654f));
-    const vf magic = vsplat(12582912.0f);
-    vf shifted = x * 1.44269504088896341f + magic;
-    vf n = shifted - magic;
-    vf r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    vf r2 = r * r;
-    vf y = vsplat(1.9875691500E-4f);
-    y = y * r + 1.3981999507E-3f;
-    y = y * r + 8.3334519073E-3f;
-    y = y * r + 4.1665795894E-2f;
-    y = y * r + 1.6666665459E-1f;
-    y = y * r + 5.0000001201E-1f;
-    y = y * r2 + r + 1.0f;
-    vi nb = (vi)shifted - (vi)magic;
-    vf pow2n = (vf)((nb + 127) << 23);
-    vf res = y * pow2n;
-    return (vf)((vi)res & ~under);
-}
-
 CK_INLINE float hsum(vf v) { float s = 0; for (int i = 0; i < 16; i++) s += v[i]; return s; }
 CK_INLINE float hmax(vf v) { float m = v[0]; for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m; return m; }
 
@@ -155,7 +132,7 @@ CK_INLINE void attention_rows_body(const float *q, long ldq, int rows, const flo
                 vf sum = {0};
                 const vf mb = vsplat(mNew);
                 for (int j = 0; j < n; j += 16) {
-                    vf e = vexp_neg(vload(sr + j) - mb);
+                    vf e = vexp(vload(sr + j) - mb);
                     vstore(sr + j, e);
                     sum += e;
                 }

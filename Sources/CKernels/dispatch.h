@@ -23,6 +23,29 @@ CK_INLINE vf vload(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 CK_INLINE void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
 CK_INLINE vf vsplat(float s) { return (vf){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
 
+/* e^x, about 1 ulp (Cephes expf: Cody-Waite reduction, degree-5 polynomial); 0 below -87.3, clamped above at
+ * e^88.38. Shared by the attention softmax and the SiLU/GELU kernels. */
+CK_INLINE vf vexp(vf x) {
+    vi under = x < -87.33654f;
+    x = __builtin_elementwise_min(__builtin_elementwise_max(x, vsplat(-87.33654f)), vsplat(88.3762626647949f));
+    const vf magic = vsplat(12582912.0f);
+    vf shifted = x * 1.44269504088896341f + magic;
+    vf n = shifted - magic;
+    vf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf r2 = r * r;
+    vf y = vsplat(1.9875691500E-4f);
+    y = y * r + 1.3981999507E-3f;
+    y = y * r + 8.3334519073E-3f;
+    y = y * r + 4.1665795894E-2f;
+    y = y * r + 1.6666665459E-1f;
+    y = y * r + 5.0000001201E-1f;
+    y = y * r2 + r + 1.0f;
+    vi nb = (vi)shifted - (vi)magic;
+    vf res = y * (vf)((nb + 127) << 23);
+    return (vf)((vi)res & ~under);
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #define CK_X86 1
 #define CK_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,f16c")))

@@ -13,28 +13,6 @@ typedef float vf8 __attribute__((vector_size(32)));
 
 CK_INLINE vd vload8d(const float *p) { vf8 v; memcpy(&v, p, sizeof v); return __builtin_convertvector(v, vd); }
 
-/* e^x, about 1 ulp (Cephes expf); 0 below -87.3, clamped above at e^88.38. */
-CK_INLINE vf vexp(vf x) {
-    vi under = x < -87.33654f;
-    x = __builtin_elementwise_min(__builtin_elementwise_max(x, vsplat(-87.33654f)), vsplat(88.3762626647949f));
-    const vf magic = vsplat(12582912.0f);
-    vf shifted = x * 1.44269504088896341f + magic;
-    vf n = shifted - magic;
-    vf r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    vf r2 = r * r;
-    vf y = vsplat(1.9875691500E-4f);
-    y = y * r + 1.3981999507E-3f;
-    y = y * r + 8.3334519073E-3f;
-    y = y * r + 4.1665795894E-2f;
-    y = y * r + 1.6666665459E-1f;
-    y = y * r + 5.0000001201E-1f;
-    y = y * r2 + r + 1.0f;
-    vi nb = (vi)shifted - (vi)magic;
-    vf res = y * (vf)((nb + 127) << 23);
-    return (vf)((vi)res & ~under);
-}
-
 CK_INLINE vf vsilu(vf x) { return x / (1.0f + vexp(-x)); }
 
 /* x * Phi(x) with erf as in SIMDMath.erf (A-S 7.1.26): sign(z)(1 - t r(t) e^(-z^2)), t = 1/(1 + 0.3275911|z|). */
