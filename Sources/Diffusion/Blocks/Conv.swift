@@ -111,13 +111,9 @@ public struct Conv2d: Sendable {
                     var g0 = 0
                     while g0 < total {
                         let nc = min(chunk, total - g0)
-                        var segs: [(img: Int, j0: Int, j1: Int, off: Int)] = []
-                        var g = g0
-                        while g < g0 + nc {
-                            let img = g / hwo, j0 = g % hwo, j1 = min(hwo, j0 + (g0 + nc - g))
-                            segs.append((img, j0, j1, g - g0))
-                            geo.fill(xp + img * inChannels * h * w, columns: j0..<j1, into: cols + (g - g0), ld: nc)
-                            g += j1 - j0
+                        let segs = ImageSegment.split(start: g0, count: nc, perImage: hwo)
+                        for s in segs {
+                            geo.fill(xp + s.img * inChannels * h * w, columns: s.j0..<s.j1, into: cols + s.off, ld: nc)
                         }
                         GEMM.sgemm(m: cout, n: nc, k: kdim, a: wts, lda: kdim, b: cols, ldb: nc, beta: 0, c: tile, ldc: nc)
                         let box = UnsafeSendableBox((y, tile, res))
@@ -187,5 +183,25 @@ struct Im2Col: Sendable {
                 }
             }
         }
+    }
+}
+
+/// A run of consecutive columns of one image inside a chunk that spans images: columns `j0..<j1` of image `img`,
+/// stored from column `off` of the chunk. Used by the im2col and Winograd convolutions, which both batch the
+/// columns (output pixels or tiles) of several small images into one GEMM.
+struct ImageSegment {
+    let img: Int, j0: Int, j1: Int, off: Int
+    var count: Int { j1 - j0 }
+
+    /// Splits the global columns `start ..< start + count` (image-major, `perImage` columns per image).
+    static func split(start: Int, count: Int, perImage: Int) -> [ImageSegment] {
+        var segs: [ImageSegment] = []
+        var g = start
+        while g < start + count {
+            let img = g / perImage, j0 = g % perImage, j1 = min(perImage, j0 + (start + count - g))
+            segs.append(ImageSegment(img: img, j0: j0, j1: j1, off: g - start))
+            g += j1 - j0
+        }
+        return segs
     }
 }

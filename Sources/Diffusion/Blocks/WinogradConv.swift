@@ -40,21 +40,15 @@ enum WinogradConv {
         var g0 = 0
         while g0 < total {
             let nc = min(chunk, total - g0)
-            // Image segments of this chunk: (image, first tile in the image, tile count, column offset).
-            var segs: [(img: Int, t0: Int, count: Int, off: Int)] = []
-            var g = g0
-            while g < g0 + nc {
-                let img = g / perImage, t0 = g % perImage, cnt = min(perImage - t0, g0 + nc - g)
-                segs.append((img, t0, cnt, g - g0))
-                g += cnt
-            }
+            // Image segments of this chunk: tiles j0..<j1 of an image, from column `off`.
+            let segs = ImageSegment.split(start: g0, count: nc, perImage: perImage)
             ws.measure("(conv3x3 winograd: input transform)") {
                 Parallel.forRanges(cin, minPerChunk: max(1, 4096 / nc)) { range in
                     let (x, _, _, _, _, v, _) = box.value
                     for ci in range {
                         for s in segs {
                             ck_winograd_input(x + (s.img * cin + ci) * h * w, Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
-                                              Int32(tilesW), Int32(s.t0), Int32(s.count), v + ci * nc + s.off, cin * nc)
+                                              Int32(tilesW), Int32(s.j0), Int32(s.count), v + ci * nc + s.off, cin * nc)
                         }
                     }
                 }
@@ -71,7 +65,7 @@ enum WinogradConv {
                     for co in range {
                         for s in segs {
                             let plane = (s.img * cout + co) * hwo
-                            ck_winograd_output(m + co * nc + s.off, cout * nc, Int32(tilesW), Int32(s.t0), Int32(s.count),
+                            ck_winograd_output(m + co * nc + s.off, cout * nc, Int32(tilesW), Int32(s.j0), Int32(s.count),
                                                y + plane, Int32(ho), Int32(wo), add(s.img, co), res.map { $0 + plane })
                         }
                     }
