@@ -10,10 +10,12 @@ import Testing
 /// only the F32 accumulation order differs from torch's), and the 32 greedy tokens must be identical (the fixture
 /// records each step's top-2 margin, all ≥ 0.05, far above that tolerance).
 @Suite struct LLaVAModelTests {
-    nonisolated(unsafe) static let expected: [String: Any] = {
-        let data = FileManager.default.contents(atPath: fixturePath("llava/expected.json"))!
-        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }()
+    /// expected.json, read per test so that a missing or broken fixture is a test failure, not a crash.
+    static func expectedValues() throws -> [String: Any] {
+        let path = fixturePath("llava/expected.json")
+        let data = try #require(FileManager.default.contents(atPath: path), "cannot read \(path)")
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(path) is not a JSON object")
+    }
 
     static func load(_ layout: String) throws -> LLaVAModel {
         // The llava layout names a hub tower ("openai/clip-vit-tiny-patch14-56") llmga cannot know: its
@@ -32,14 +34,15 @@ import Testing
 
     @Test(arguments: ["llava", "hf"])
     func promptLogitsAndGreedyReplyMatchTransformers(layout: String) throws {
+        let expected = try Self.expectedValues()
         let model = try Self.load(layout)
         #expect(model.chatFamily == .qwen2)
         #expect(model.acceptsImages)
         let conversation = Self.conversation(model)
         let rendered = try { var c = conversation; c.family = model.chatFamily; return try c.render() }()
-        #expect(rendered == Self.expected["prompt"] as? String)
+        #expect(rendered == expected["prompt"] as? String)
         let ids = try model.promptIds(conversation)
-        #expect(ids == Self.expected["input_ids_llava"] as? [Int])
+        #expect(ids == expected["input_ids_llava"] as? [Int])
 
         // The projected image features alone.
         let features = try #require(model.vision).encode(try Self.picture())
@@ -49,7 +52,7 @@ import Testing
 
         // Logits of every prompt position, image features spliced in.
         let embeddings = try model.inputEmbeddings(ids: ids, image: try Self.picture())
-        let shape = Self.expected["logits_shape"] as! [Int]
+        let shape = try #require(expected["logits_shape"] as? [Int])
         #expect(embeddings.shape[0] == shape[0])
         let logits = try model.llm.forward(embeddings: embeddings, cache: model.llm.makeCache(capacity: shape[0]), allLogits: true)
         #expect(logits.shape == shape)
@@ -64,9 +67,9 @@ import Testing
         options.temperature = 0
         options.maxNewTokens = 32
         let result = try model.generate(conversation: conversation, image: try Self.picture(), options: options)
-        #expect(result.ids == Self.expected["generated_ids"] as? [Int], "\(layout)")
+        #expect(result.ids == expected["generated_ids"] as? [Int], "\(layout)")
         #expect(result.text.trimmingCharacters(in: .whitespacesAndNewlines)
-                == (Self.expected["generated_text"] as! String).trimmingCharacters(in: .whitespacesAndNewlines))
+                == (try #require(expected["generated_text"] as? String)).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Without the tower configuration the llava layout's unknown hub tower is a clear error naming it.
