@@ -238,7 +238,7 @@ public final class VisionEncoder: @unchecked Sendable {
         do {
             return name.hasSuffix(".index.json") ? try SafeTensorsCheckpoint(path: path) : try SafeTensorsFile(path: path)
         } catch {
-            throw PrompterError(error.description, source: path)
+            throw PrompterError(error.description)  // SafeTensorsError already names the file
         }
     }
 }
