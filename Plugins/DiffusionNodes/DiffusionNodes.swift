@@ -8,7 +8,7 @@ public enum DiffusionNodes {
     public static let pack = PackInfo(id: "sd", version: "0.1.0")
 
     public static let nodeTypes: [any NodeType.Type] = [
-        Checkpoint.self, EncodePrompt.self, TextToImage.self, ImageToImage.self, VAEEncode.self, VAEDecode.self,
+        Checkpoint.self, EncodePrompt.self, TextToImage.self, ImageToImage.self, Inpaint.self, VAEEncode.self, VAEDecode.self,
     ]
 
     public static func register(into registry: NodeRegistry) throws {
@@ -284,7 +284,7 @@ struct TextToImage: NodeType {
         guard o.width % f == 0 else { throw NodeError("must be a multiple of \(f), got \(o.width)", port: "width") }
         guard o.height % f == 0 else { throw NodeError("must be a multiple of \(f), got \(o.height)", port: "height") }
         guard unet.files.kind != .sd15Inpainting else {
-            throw NodeError("this is a 9-channel inpainting UNet; use it with an inpainting node", port: "unet")
+            throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
         }
         return try libraryCall {
             let latents = try StableDiffusionSampler.textToImage(unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig,
@@ -320,12 +320,60 @@ struct ImageToImage: NodeType {
         guard image.width % f == 0, image.height % f == 0 else {
             throw NodeError("is \(image.width)x\(image.height); width and height must be multiples of \(f) (use image.resize)", port: "image")
         }
+        guard unet.files.kind != .sd15Inpainting else {
+            throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
+        }
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
         return try libraryCall {
             let latents = try StableDiffusionSampler.imageToImage(
                 unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
                 positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
+            try context.checkCancellation()
+            return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
+        }
+    }
+}
+
+struct Inpaint: NodeType {
+    static let id = "sd.inpaint"
+    static let version = 1
+    static let schema = NodeSchema(
+        summary: "Regenerate the masked part of an image from a prompt (inpainting; outpainting with image.pad-for-outpaint).",
+        inputs: [
+            InputSpec("unet", .object(UNetHandle.portTypeName),
+                      doc: "From sd.checkpoint: a 9-channel inpainting UNet, or any SD UNet (then the kept area is re-imposed on the latents after every step, as diffusers does)."),
+            InputSpec("vae", .object(VAEHandle.portTypeName), doc: "From sd.checkpoint."),
+            InputSpec("conditioning", .object(Conditioning.portTypeName), doc: "From sd.encode-prompt; describe the whole picture, not only the hole."),
+            InputSpec("image", .image, doc: "The picture; its size must be a multiple of 8 (resize it first)."),
+            InputSpec("mask", .mask, doc: "Same size as the image: 1 (≥ 0.5) where to generate, 0 where to keep."),
+            InputSpec("strength", .float, doc: "1 regenerates the masked area from pure noise; lower keeps more of what was there.",
+                      default: .float(1.0), range: 0.01...1),
+        ] + SamplingInputs.specs,
+        outputs: imageOutputs,
+        cost: .heavy)
+
+    func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
+        let unet = try inputs.object("unet", as: UNetHandle.self).models
+        let vae = try inputs.object("vae", as: VAEHandle.self).models
+        let cond = try inputs.object("conditioning", as: Conditioning.self)
+        let image = try inputs.image("image")
+        let mask = try inputs.mask("mask")
+        let f = StableDiffusionSampler.latentFactor(vae.vae)
+        guard image.width % f == 0, image.height % f == 0 else {
+            throw NodeError("is \(image.width)x\(image.height); width and height must be multiples of \(f) (use image.resize)", port: "image")
+        }
+        guard mask.width == image.width, mask.height == image.height else {
+            throw NodeError("is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)", port: "mask")
+        }
+        guard mask.channels == 1 else { throw NodeError("a mask must have 1 channel, got \(mask.channels)", port: "mask") }
+        var o = try SamplingInputs.options(inputs)
+        o.strength = try inputs.float("strength")
+        let maskTensor = try Tensor(shape: [1, 1, mask.height, mask.width], scalars: mask.pixels)
+        return try libraryCall {
+            let latents = try StableDiffusionSampler.inpaint(
+                unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
+                mask: maskTensor, positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
             try context.checkCancellation()
             return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
         }
