@@ -115,20 +115,6 @@ enum Convert {
     }
 }
 
-/// Runs library code for a node: cancellation and node errors pass through; any other error
-/// becomes a node error (on `port` when given).
-func libraryCall<T>(port: String? = nil, _ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let e as CancellationError {
-        throw e
-    } catch let e as NodeError {
-        throw e
-    } catch {
-        throw NodeError("\(error)", port: port)
-    }
-}
-
 /// Reports steps and checks for cancellation between them.
 func onSteps(_ context: any NodeContext) -> StepCallback {
     { done, total in
@@ -211,7 +197,7 @@ struct EncodePrompt: NodeType {
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
         let clip = try inputs.object("clip", as: CLIPHandle.self)
         let weighting: CLIPPromptEncoder.Weighting = try inputs.text("weighting") == "parentheses" ? .parentheses : .none
-        return try libraryCall(port: "text") {
+        return try await libraryCall(port: "text") {
             let (cond, uncond) = try clip.models.promptEncoder.encode(
                 prompt: try inputs.text("text"), negative: try inputs.text("negative"),
                 maxChunks: try inputs.int("max-chunks"), clipSkip: try inputs.int("clip-skip"), weighting: weighting)
@@ -286,7 +272,7 @@ struct TextToImage: NodeType {
         guard unet.files.kind != .sd15Inpainting else {
             throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
         }
-        return try libraryCall {
+        return try await libraryCall {
             let latents = try StableDiffusionSampler.textToImage(unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig,
                                                                  positive: cond.positive, negative: cond.negative,
                                                                  options: o, onStep: onSteps(context))
@@ -325,7 +311,7 @@ struct ImageToImage: NodeType {
         }
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
-        return try libraryCall {
+        return try await libraryCall {
             let latents = try StableDiffusionSampler.imageToImage(
                 unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
                 positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
@@ -370,7 +356,7 @@ struct Inpaint: NodeType {
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
         let maskTensor = try Tensor(shape: [1, 1, mask.height, mask.width], scalars: mask.pixels)
-        return try libraryCall {
+        return try await libraryCall {
             let latents = try StableDiffusionSampler.inpaint(
                 unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
                 mask: maskTensor, positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))

@@ -28,20 +28,6 @@ public final class PrompterHandle: PortObject {
     }
 }
 
-/// Runs library code for a node: cancellation and node errors pass through; any other error becomes a
-/// node error (on `port` when given).
-func libraryCall<T>(port: String? = nil, _ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let e as CancellationError {
-        throw e
-    } catch let e as NodeError {
-        throw e
-    } catch {
-        throw NodeError("\(error)", port: port)
-    }
-}
-
 extension Image {
     init(_ raster: Raster) {
         self.init(width: raster.width, height: raster.height, channels: raster.channels, pixels: raster.pixels)

@@ -39,6 +39,21 @@ public struct NodeError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// Runs library code for a node: cancellation and node errors pass through; any other error becomes
+/// a `NodeError` (on `port` when given) carrying the library error's description, so the engine reports
+/// it with the node's id and type.
+public func libraryCall<T>(port: String? = nil, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let e as CancellationError {
+        throw e
+    } catch let e as NodeError {
+        throw e
+    } catch {
+        throw NodeError("\(error)", port: port)
+    }
+}
+
 /// The resolved input values of one evaluation, already checked against the schema
 /// (types, ranges, choices) and with defaults filled in.
 public struct Inputs: Sendable {
