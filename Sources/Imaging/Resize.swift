@@ -4,29 +4,44 @@ import Foundation
 public enum ResizeFilter: String, Sendable, CaseIterable {
     /// Pillow NEAREST: the source sample at `floor((x + 0.5) * in / out)`.
     case nearest
+    /// Box kernel, support 0.5 (Pillow BOX).
+    case box
     /// Triangle kernel, support 1 (Pillow BILINEAR).
     case bilinear
+    /// Hamming-windowed sinc, support 1 (Pillow HAMMING).
+    case hamming
     /// Keys cubic kernel with a = -0.5, support 2 (Pillow BICUBIC).
     case bicubic
     /// Lanczos windowed sinc with a = 3, support 3 (Pillow LANCZOS).
     case lanczos
 
-    var support: Double {
+    /// The kernel's half-width at scale 1 (Pillow's `filter->support`).
+    package var support: Double {
         switch self {
         case .nearest: 0
-        case .bilinear: 1
+        case .box: 0.5
+        case .bilinear, .hamming: 1
         case .bicubic: 2
         case .lanczos: 3
         }
     }
 
-    func weight(_ x: Double) -> Double {
+    /// Pillow's filter functions (`Resample.c`), in double.
+    package func weight(_ x: Double) -> Double {
         switch self {
         case .nearest:
             return 0
+        case .box:
+            return x > -0.5 && x <= 0.5 ? 1 : 0
         case .bilinear:
             let a = abs(x)
             return a < 1 ? 1 - a : 0
+        case .hamming:
+            var t = abs(x)
+            if t == 0 { return 1 }
+            if t >= 1 { return 0 }
+            t *= Double.pi
+            return sin(t) / t * (0.54 + 0.46 * cos(t))
         case .bicubic:
             let a = -0.5
             let t = abs(x)
@@ -34,12 +49,12 @@ public enum ResizeFilter: String, Sendable, CaseIterable {
             if t < 2 { return (((t - 5) * t + 8) * t - 4) * a }
             return 0
         case .lanczos:
-            if x >= -3, x < 3 { return sinc(x) * sinc(x / 3) }
+            if x >= -3, x < 3 { return Self.sinc(x) * Self.sinc(x / 3) }
             return 0
         }
     }
 
-    private func sinc(_ x: Double) -> Double {
+    private static func sinc(_ x: Double) -> Double {
         if x == 0 { return 1 }
         let px = x * Double.pi
         return sin(px) / px
@@ -47,14 +62,16 @@ public enum ResizeFilter: String, Sendable, CaseIterable {
 }
 
 /// Convolution coefficients for one axis, as Pillow's `precompute_coeffs`: for each output
-/// position a first source index and `count` normalised weights.
-struct ResampleCoefficients {
-    var first: [Int]
-    var count: [Int]
-    var weights: [Float] // outSize * ksize
-    var ksize: Int
+/// position a first source index and `count` normalised weights (double, `ksize` per position).
+/// The float resize here and the Prompter's 8-bit Pillow-exact resize (which converts them to
+/// Pillow's fixed point) both start from these.
+package struct PillowCoefficients {
+    package var first: [Int]
+    package var count: [Int]
+    package var weights: [Double] // outSize * ksize
+    package var ksize: Int
 
-    init(inSize: Int, outSize: Int, filter: ResizeFilter) {
+    package init(inSize: Int, outSize: Int, filter: ResizeFilter) {
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
         let support = filter.support * filterScale
@@ -62,28 +79,44 @@ struct ResampleCoefficients {
         self.ksize = ksize
         first = [Int](repeating: 0, count: outSize)
         count = [Int](repeating: 0, count: outSize)
-        weights = [Float](repeating: 0, count: outSize * ksize)
+        weights = [Double](repeating: 0, count: outSize * ksize)
         var k = [Double](repeating: 0, count: ksize)
         let ss = 1 / filterScale
         for xx in 0..<outSize {
             let center = (Double(xx) + 0.5) * scale
-            var xmin = Int(center - support + 0.5) // C truncation, as Pillow
+            var xmin = Int(center - support + 0.5) // C truncation toward zero, as Pillow
             if xmin < 0 { xmin = 0 }
             var xmax = Int(center + support + 0.5)
             if xmax > inSize { xmax = inSize }
             xmax -= xmin
             var ww = 0.0
-            for x in 0..<xmax {
+            for x in 0..<max(xmax, 0) {
                 let w = filter.weight((Double(x + xmin) - center + 0.5) * ss)
                 k[x] = w
                 ww += w
             }
-            for x in 0..<xmax {
-                weights[xx * ksize + x] = Float(ww != 0 ? k[x] / ww : k[x])
+            for x in 0..<max(xmax, 0) {
+                weights[xx * ksize + x] = ww != 0 ? k[x] / ww : k[x]
             }
             first[xx] = xmin
             count[xx] = max(xmax, 0)
         }
+    }
+}
+
+/// `PillowCoefficients` in Float for the float resize.
+struct ResampleCoefficients {
+    var first: [Int]
+    var count: [Int]
+    var weights: [Float] // outSize * ksize
+    var ksize: Int
+
+    init(inSize: Int, outSize: Int, filter: ResizeFilter) {
+        let c = PillowCoefficients(inSize: inSize, outSize: outSize, filter: filter)
+        first = c.first
+        count = c.count
+        weights = c.weights.map { Float($0) }
+        ksize = c.ksize
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// An 8-bit interleaved image as Pillow holds an `RGB` (or `L`) picture: `channels` bytes per pixel,
 /// row-major. The preprocessing works on this form so that every rounding step is Pillow's.
@@ -22,52 +23,19 @@ struct Bitmap8: Equatable {
 }
 
 /// Pillow's resampling filters as numbered by `PIL.Image.Resampling` (the `resample` of a
-/// `preprocessor_config.json`).
+/// `preprocessor_config.json`); the kernels are Imaging's `ResizeFilter`.
 public enum PillowFilter: Int, Sendable, CaseIterable {
     case nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5
 
-    var support: Double {
+    var resizeFilter: ResizeFilter {
         switch self {
-        case .nearest: 0
-        case .box: 0.5
-        case .bilinear, .hamming: 1
-        case .bicubic: 2
-        case .lanczos: 3
+        case .nearest: .nearest
+        case .lanczos: .lanczos
+        case .bilinear: .bilinear
+        case .bicubic: .bicubic
+        case .box: .box
+        case .hamming: .hamming
         }
-    }
-
-    /// Pillow's `filter` functions (Resample.c), in double.
-    func weight(_ x: Double) -> Double {
-        switch self {
-        case .nearest:
-            return 0
-        case .box:
-            return x > -0.5 && x <= 0.5 ? 1 : 0
-        case .bilinear:
-            let a = abs(x)
-            return a < 1 ? 1 - a : 0
-        case .hamming:
-            var t = abs(x)
-            if t == 0 { return 1 }
-            if t >= 1 { return 0 }
-            t *= Double.pi
-            return sin(t) / t * (0.54 + 0.46 * cos(t))
-        case .bicubic:
-            let a = -0.5
-            let t = abs(x)
-            if t < 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
-            if t < 2 { return (((t - 5) * t + 8) * t - 4) * a }
-            return 0
-        case .lanczos:
-            if x >= -3, x < 3 { return Self.sinc(x) * Self.sinc(x / 3) }
-            return 0
-        }
-    }
-
-    private static func sinc(_ x: Double) -> Double {
-        if x == 0 { return 1 }
-        let px = x * Double.pi
-        return sin(px) / px
     }
 }
 
@@ -85,38 +53,12 @@ enum PillowResample {
         var ksize: Int
     }
 
+    /// Imaging's double coefficients (`precompute_coeffs`) in Pillow's fixed point (`normalize_coeffs_8bpc`).
     static func coefficients(inSize: Int, outSize: Int, filter: PillowFilter) -> Coefficients {
-        let scale = Double(inSize) / Double(outSize)
-        let filterScale = max(scale, 1)
-        let support = filter.support * filterScale
-        let ksize = Int(support.rounded(.up)) * 2 + 1
-        var first = [Int](repeating: 0, count: outSize)
-        var count = [Int](repeating: 0, count: outSize)
-        var kernel = [Int32](repeating: 0, count: outSize * ksize)
-        var k = [Double](repeating: 0, count: ksize)
-        let ss = 1 / filterScale
+        let c = PillowCoefficients(inSize: inSize, outSize: outSize, filter: filter.resizeFilter)
         let one = Double(1 << precisionBits)
-        for xx in 0..<outSize {
-            let center = (Double(xx) + 0.5) * scale
-            var xmin = Int(center - support + 0.5)  // C truncation toward zero, as Pillow
-            if xmin < 0 { xmin = 0 }
-            var xmax = Int(center + support + 0.5)
-            if xmax > inSize { xmax = inSize }
-            xmax -= xmin
-            var ww = 0.0
-            for x in 0..<max(xmax, 0) {
-                let w = filter.weight((Double(x + xmin) - center + 0.5) * ss)
-                k[x] = w
-                ww += w
-            }
-            for x in 0..<max(xmax, 0) {
-                let v = ww != 0 ? k[x] / ww : k[x]
-                kernel[xx * ksize + x] = Int32(v < 0 ? (-0.5 + v * one) : (0.5 + v * one))
-            }
-            first[xx] = xmin
-            count[xx] = max(xmax, 0)
-        }
-        return Coefficients(first: first, count: count, kernel: kernel, ksize: ksize)
+        let kernel = c.weights.map { v in Int32(v < 0 ? (-0.5 + v * one) : (0.5 + v * one)) }
+        return Coefficients(first: c.first, count: c.count, kernel: kernel, ksize: c.ksize)
     }
 
     @inline(__always)
