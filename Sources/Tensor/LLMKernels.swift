@@ -72,10 +72,11 @@ public enum LLMKernels {
     /// `keys + g * kvHeadStride + t * headDim` for positions `t` in `0..<past + n` (the new tokens' keys and
     /// values already written at `past..<past + n`); likewise `values`. Query `i` (position `past + i`) attends
     /// to positions `0...past + i`. Query head `h` uses kv head `h / (heads / kvHeads)`. Scores are scaled by
-    /// `scale` and soft-maxed in f32. Work is split over heads.
+    /// `scale` and soft-maxed in f32. Work is split over heads. With a sliding `window`, query `i` sees only
+    /// positions `past + i − window + 1 ... past + i` (transformers' `kv_idx > q_idx − sliding_window`).
     public static func cachedAttention(q: UnsafePointer<Float>, n: Int, heads: Int, kvHeads: Int, headDim: Int,
                                        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvHeadStride: Int,
-                                       past: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+                                       past: Int, scale: Float, window: Int? = nil, out: UnsafeMutablePointer<Float>) {
         let group = heads / kvHeads
         let total = past + n
         let args = UnsafeSendableBox((q, keys, values, out))
@@ -90,21 +91,22 @@ public enum LLMKernels {
                 for i in 0..<n {
                     let qv = q + (i * heads + h) * headDim
                     let len = past + i + 1
+                    let start = window.map { max(0, len - $0) } ?? 0
                     var mx = -Float.infinity
-                    for t in 0..<len {
+                    for t in start..<len {
                         let s = dot(qv, kBase + t * headDim, headDim) * scale
                         scores[t] = s
                         mx = max(mx, s)
                     }
                     var sum: Float = 0
-                    for t in 0..<len {
+                    for t in start..<len {
                         let e = Float(Foundation.exp(Double(scores[t] - mx)))
                         scores[t] = e
                         sum += e
                     }
                     let inv = 1 / sum
                     acc.update(repeating: 0, count: headDim)
-                    for t in 0..<len {
+                    for t in start..<len {
                         let p = scores[t] * inv, v = vBase + t * headDim
                         for d in 0..<headDim { acc[d] += p * v[d] }
                     }

@@ -14,7 +14,8 @@ private struct LLMExpected: Decodable {
     var turn2_reply: [Int]
 }
 
-private let llmFixtures = ["qwen2-bf16-tied-sharded", "llama-gqa-f32", "llama3-rope-bias-bf16"]
+private let llmFixtures = ["qwen2-bf16-tied-sharded", "llama-gqa-f32", "llama3-rope-bias-bf16", "mistral-sliding-f32",
+                           "qwen2-sliding-f32"]
 
 private func llmFolder(_ name: String) -> String { fixturePath("llm/\(name)") }
 
@@ -85,10 +86,10 @@ private func rewrite(_ source: any TensorSource, to path: String, rename: (Strin
         let qwen = """
         {"model_type": "llava_Qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
          "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "rope_theta": 1000000.0,
-         "sliding_window": 32768, "tie_word_embeddings": true, "rope_scaling": null}
+         "sliding_window": 32768, "use_sliding_window": false, "tie_word_embeddings": true, "rope_scaling": null}
         """
         let q = try LLMConfig(json: Array(qwen.utf8), source: "config.json")
-        #expect(q.architecture == .qwen2 && q.qkvBias && q.headDim == 64 && q.slidingWindow == 32768 && q.tieWordEmbeddings)
+        #expect(q.architecture == .qwen2 && q.qkvBias && q.headDim == 64 && q.slidingWindow == nil && q.tieWordEmbeddings)
 
         // HF llava layout, text_config saved as a diff against LlamaConfig's defaults.
         let hf = """
@@ -139,6 +140,43 @@ private func rewrite(_ source: any TensorSource, to path: String, rename: (Strin
         do { _ = try CausalLM.load(folder: dir); Issue.record("loaded a model with broken config.json") } catch let e as PrompterError {
             #expect(e.source == dir + "/config.json" && e.message.hasPrefix("not valid JSON"))
         }
+    }
+
+    /// Which layers attend through a sliding window, as transformers 5 resolves `sliding_window`,
+    /// `use_sliding_window`, `max_window_layers` and `layer_types`.
+    @Test func slidingWindowLayers() throws {
+        #expect(try LLMConfig(folder: llmFolder("mistral-sliding-f32")).layerWindows == [4, 4])
+        #expect(try LLMConfig(folder: llmFolder("qwen2-sliding-f32")).layerWindows == [nil, 5, 5])
+        #expect(try LLMConfig(folder: llmFolder("llama-gqa-f32")).layerWindows == [nil, nil])
+        func parse(_ extra: String, type: String = "qwen2") throws -> LLMConfig {
+            try LLMConfig(json: Array(#"{"model_type": "\#(type)", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 128\#(extra)}"#.utf8),
+                          source: "config.json")
+        }
+        // LLMGA's Qwen2 configs: a window recorded but use_sliding_window false, so full attention.
+        let llmga = try parse(#", "sliding_window": 4096, "use_sliding_window": false, "max_window_layers": 28"#)
+        #expect(llmga.slidingWindow == nil && llmga.layerWindows == [nil, nil, nil, nil])
+        #expect(try parse(#", "sliding_window": 8, "use_sliding_window": true, "max_window_layers": 2"#).layerWindows == [nil, nil, 8, 8])
+        #expect(try parse(#", "sliding_window": 8, "use_sliding_window": true"#).layerWindows == [nil, nil, nil, nil])
+        #expect(try parse(#", "sliding_window": 8"#, type: "mistral").layerWindows == [8, 8, 8, 8])
+        #expect(try parse(#", "sliding_window": null"#, type: "mistral").layerWindows == [nil, nil, nil, nil])
+        #expect(throws: PrompterError.self) { try parse(#", "sliding_window": 8, "use_sliding_window": true, "layer_types": ["full_attention"]"#) }
+        #expect(throws: PrompterError.self) { try parse(#", "sliding_window": 0"#, type: "mistral") }
+    }
+
+    /// The window fixtures really exercise the window: the same weights with full attention give other logits.
+    @Test func theWindowChangesTheFixtureLogits() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = llmFolder("mistral-sliding-f32")
+        let config = try String(contentsOfFile: src + "/config.json", encoding: .utf8)
+            .replacingOccurrences(of: #""sliding_window": 4"#, with: #""sliding_window": null"#)
+        #expect(config.contains(#""sliding_window": null"#))
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: src + "/model.safetensors", toPath: dir + "/model.safetensors")
+        let full = try CausalLM.load(folder: dir)
+        let e = try expected("mistral-sliding-f32")
+        let (d, s) = maxDiff(try full.forward(ids: e.prompt, cache: full.makeCache(), allLogits: true), try referenceLogits("mistral-sliding-f32"))
+        #expect(d > 0.05 * s, "full attention should differ from the windowed reference: \(d) vs \(s)")
     }
 
     // MARK: Parity with transformers

@@ -16,7 +16,8 @@ import shutil
 
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "PrompterTests", "Fixtures", "llm")
 VOCAB = 128
@@ -102,6 +103,19 @@ def main():
                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
          torch.bfloat16, 3)
+    # Sliding-window attention: windows far shorter than the 10-token prompt and the 32-token generation.
+    make("mistral-sliding-f32", MistralForCausalLM,
+         MistralConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4, rope_theta=10000.0,
+                       rms_norm_eps=1e-5, tie_word_embeddings=False, max_position_embeddings=512),
+         torch.float32, 11)
+    # Qwen2 applies its window only with use_sliding_window, and only from layer max_window_layers on.
+    make("qwen2-sliding-f32", Qwen2ForCausalLM,
+         Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                     num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0, rms_norm_eps=1e-6,
+                     use_sliding_window=True, sliding_window=5, max_window_layers=1, tie_word_embeddings=False,
+                     max_position_embeddings=512),
+         torch.float32, 12)
 
 
 if __name__ == "__main__":

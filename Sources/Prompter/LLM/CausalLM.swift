@@ -208,7 +208,8 @@ public final class CausalLM: Sendable {
                 }
             }
             LLMKernels.cachedAttention(q: q, n: n, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: hd,
-                                       keys: keys, values: values, kvHeadStride: stride, past: past, scale: scale, out: att)
+                                       keys: keys, values: values, kvHeadStride: stride, past: past, scale: scale,
+                                       window: c.layerWindows[li], out: att)
             try linear(att, n, layer.o, layer.oBias, hn)
             add(hn, into: x, count: n * h)
             LLMKernels.rmsNorm(x, n: n, dim: h, weight: layer.postNorm, eps: c.rmsNormEps, out: hn)

@@ -4,7 +4,7 @@ import Foundation
 public enum LLMArchitecture: String, Sendable, Equatable {
     /// Llama / Vicuna / Llama-2/3 (`llama`, `llava_llama`): optional `attention_bias` on q/k/v/o, `mlp_bias`.
     case llama
-    /// Mistral (`mistral`, `llava_mistral`): no biases. Its sliding window is not applied (see `LLMConfig.slidingWindow`).
+    /// Mistral (`mistral`, `llava_mistral`): no biases; a sliding attention window when `sliding_window` is set.
     case mistral
     /// Qwen2 (`qwen2`, `llava_Qwen2`/`llava_qwen2`): q/k/v biases always, no o_proj bias.
     case qwen2
@@ -50,10 +50,13 @@ public struct LLMConfig: Sendable, Equatable {
     /// gate/up/down projections carry biases (Llama's `mlp_bias`).
     public var mlpBias: Bool
     public var maxPositionEmbeddings: Int
-    /// Mistral/Qwen2 `sliding_window`, recorded but not applied: attention is always full. This equals the
-    /// reference while the context is shorter than the window (4096 for Mistral-7B-v0.1; v0.2 and LLMGA's
-    /// checkpoints have none); LLMGA's prompts (≈600 image+text tokens plus a reply) stay far below it.
+    /// The sliding-window size in effect, as transformers 5 resolves it: Mistral's `sliding_window`; Qwen2's only
+    /// when `use_sliding_window` is true (LLMGA's Qwen2 configs carry 4096 with it false); nil for Llama.
     public var slidingWindow: Int?
+    /// Per layer, the window its attention uses (query at position p sees keys at p − window + 1 ... p), nil for
+    /// full causal attention: every layer for Mistral; for Qwen2 the layers marked "sliding_attention" in
+    /// `layer_types`, else those at index ≥ `max_window_layers` (default 28), as transformers does.
+    public var layerWindows: [Int?]
     /// `torch_dtype` (transformers 4) or `dtype` (transformers 5), e.g. "bfloat16"; informational.
     public var dtype: String?
     /// `eos_token_id` (a number or a list), empty when absent.
@@ -172,11 +175,30 @@ public struct LLMConfig: Sendable, Equatable {
         case .mistral:
             qkvBias = false; outputBias = false; mlpBias = false
         }
+        var window: Int?
         if let v = o["sliding_window"], !v.isNull {
-            guard let w = v.intValue else { throw PrompterError("key \(key("sliding_window")) is not an integer", source: source) }
-            slidingWindow = w
-        } else {
-            slidingWindow = nil
+            guard let w = v.intValue, w > 0 else { throw PrompterError("key \(key("sliding_window")) is not a positive integer", source: source) }
+            window = w
+        }
+        switch arch {
+        case .llama: window = nil
+        case .mistral: break
+        case .qwen2: if try !bool("use_sliding_window", default: false) { window = nil }
+        }
+        slidingWindow = window
+        layerWindows = [Int?](repeating: nil, count: numHiddenLayers)
+        if let window, arch != .llama {
+            if let v = o["layer_types"], !v.isNull {
+                guard let types = v.arrayValue?.compactMap(\.stringValue), types.count == numHiddenLayers else {
+                    throw PrompterError("key \(key("layer_types")) must list one string per layer (\(numHiddenLayers))", source: source)
+                }
+                for (i, t) in types.enumerated() where t == "sliding_attention" { layerWindows[i] = window }
+            } else if arch == .mistral {
+                layerWindows = [Int?](repeating: window, count: numHiddenLayers)
+            } else {
+                let first = try int("max_window_layers", default: 28)
+                for i in 0..<numHiddenLayers where i >= first { layerWindows[i] = window }
+            }
         }
         dtype = o["torch_dtype"]?.stringValue ?? o["dtype"]?.stringValue
         eosTokenIds = o["eos_token_id"].map(Self.ids) ?? []
