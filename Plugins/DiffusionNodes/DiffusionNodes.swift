@@ -244,15 +244,58 @@ let imageOutputs: [OutputSpec] = [
     OutputSpec("latent", .object(Latent.portTypeName), doc: "The final latents (for sd.vae-decode or further sampling)."),
 ]
 
+/// The models every sampling node takes, with their shared checks and the decode at the end.
+struct SamplerModels {
+    static func specs(unetDoc: String = "From sd.checkpoint.", conditioningDoc: String = "From sd.encode-prompt.") -> [InputSpec] {
+        [InputSpec("unet", .object(UNetHandle.portTypeName), doc: unetDoc),
+         InputSpec("vae", .object(VAEHandle.portTypeName), doc: "From sd.checkpoint."),
+         InputSpec("conditioning", .object(Conditioning.portTypeName), doc: conditioningDoc)]
+    }
+
+    let unet: StableDiffusionModels
+    let vae: StableDiffusionModels
+    let cond: Conditioning
+
+    init(_ inputs: Inputs) throws {
+        unet = try inputs.object("unet", as: UNetHandle.self).models
+        vae = try inputs.object("vae", as: VAEHandle.self).models
+        cond = try inputs.object("conditioning", as: Conditioning.self)
+    }
+
+    /// The VAE's downscale factor: image sizes must be multiples of it.
+    var factor: Int { StableDiffusionSampler.latentFactor(vae.vae) }
+
+    /// An image input whose size the VAE can take.
+    func image(_ inputs: Inputs, _ port: String) throws -> Raster {
+        let image = try inputs.image(port)
+        guard image.width % factor == 0, image.height % factor == 0 else {
+            throw NodeError("is \(image.width)x\(image.height); width and height must be multiples of \(factor) (use image.resize)", port: port)
+        }
+        return image
+    }
+
+    func refuseInpaintingUNet() throws {
+        guard unet.files.kind != .sd15Inpainting else {
+            throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
+        }
+    }
+
+    /// Runs the sampler, then decodes its latents into the node's outputs.
+    func run(_ context: any NodeContext, _ sample: (_ onStep: @escaping StepCallback) throws -> Tensor) async throws -> Outputs {
+        try await libraryCall {
+            let latents = try sample(onSteps(context))
+            try context.checkCancellation()
+            return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
+        }
+    }
+}
+
 struct TextToImage: NodeType {
     static let id = "sd.text-to-image"
     static let version = 1
     static let schema = NodeSchema(
         summary: "Generate images from a prompt with Stable Diffusion 1.x (classifier-free guidance).",
-        inputs: [
-            InputSpec("unet", .object(UNetHandle.portTypeName), doc: "From sd.checkpoint."),
-            InputSpec("vae", .object(VAEHandle.portTypeName), doc: "From sd.checkpoint."),
-            InputSpec("conditioning", .object(Conditioning.portTypeName), doc: "From sd.encode-prompt."),
+        inputs: SamplerModels.specs() + [
             InputSpec("width", .int, doc: "Image width, a multiple of 8.", default: .int(512), range: 8...4096),
             InputSpec("height", .int, doc: "Image height, a multiple of 8.", default: .int(512), range: 8...4096),
         ] + SamplingInputs.specs,
@@ -260,24 +303,16 @@ struct TextToImage: NodeType {
         cost: .heavy)
 
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
-        let unet = try inputs.object("unet", as: UNetHandle.self).models
-        let vae = try inputs.object("vae", as: VAEHandle.self).models
-        let cond = try inputs.object("conditioning", as: Conditioning.self)
+        let m = try SamplerModels(inputs)
         var o = try SamplingInputs.options(inputs)
         o.width = try inputs.int("width")
         o.height = try inputs.int("height")
-        let f = StableDiffusionSampler.latentFactor(vae.vae)
-        guard o.width % f == 0 else { throw NodeError("must be a multiple of \(f), got \(o.width)", port: "width") }
-        guard o.height % f == 0 else { throw NodeError("must be a multiple of \(f), got \(o.height)", port: "height") }
-        guard unet.files.kind != .sd15Inpainting else {
-            throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
-        }
-        return try await libraryCall {
-            let latents = try StableDiffusionSampler.textToImage(unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig,
-                                                                 positive: cond.positive, negative: cond.negative,
-                                                                 options: o, onStep: onSteps(context))
-            try context.checkCancellation()
-            return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
+        guard o.width % m.factor == 0 else { throw NodeError("must be a multiple of \(m.factor), got \(o.width)", port: "width") }
+        guard o.height % m.factor == 0 else { throw NodeError("must be a multiple of \(m.factor), got \(o.height)", port: "height") }
+        try m.refuseInpaintingUNet()
+        return try await m.run(context) { onStep in
+            try StableDiffusionSampler.textToImage(unet: m.unet.unet, vae: m.vae.vae, schedulerConfig: m.unet.schedulerConfig,
+                                                   positive: m.cond.positive, negative: m.cond.negative, options: o, onStep: onStep)
         }
     }
 }
@@ -287,10 +322,7 @@ struct ImageToImage: NodeType {
     static let version = 1
     static let schema = NodeSchema(
         summary: "Redraw an image guided by a prompt; strength sets how much of it changes.",
-        inputs: [
-            InputSpec("unet", .object(UNetHandle.portTypeName), doc: "From sd.checkpoint."),
-            InputSpec("vae", .object(VAEHandle.portTypeName), doc: "From sd.checkpoint."),
-            InputSpec("conditioning", .object(Conditioning.portTypeName), doc: "From sd.encode-prompt."),
+        inputs: SamplerModels.specs() + [
             InputSpec("image", .image, doc: "The starting image; its size must be a multiple of 8 (resize it first)."),
             InputSpec("strength", .float, doc: "0 keeps the image, 1 ignores it.", default: .float(0.75), range: 0.01...1),
         ] + SamplingInputs.specs,
@@ -298,25 +330,15 @@ struct ImageToImage: NodeType {
         cost: .heavy)
 
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
-        let unet = try inputs.object("unet", as: UNetHandle.self).models
-        let vae = try inputs.object("vae", as: VAEHandle.self).models
-        let cond = try inputs.object("conditioning", as: Conditioning.self)
-        let image = try inputs.image("image")
-        let f = StableDiffusionSampler.latentFactor(vae.vae)
-        guard image.width % f == 0, image.height % f == 0 else {
-            throw NodeError("is \(image.width)x\(image.height); width and height must be multiples of \(f) (use image.resize)", port: "image")
-        }
-        guard unet.files.kind != .sd15Inpainting else {
-            throw NodeError("this is a 9-channel inpainting UNet; use it with sd.inpaint", port: "unet")
-        }
+        let m = try SamplerModels(inputs)
+        let image = try m.image(inputs, "image")
+        try m.refuseInpaintingUNet()
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
-        return try await libraryCall {
-            let latents = try StableDiffusionSampler.imageToImage(
-                unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
-                positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
-            try context.checkCancellation()
-            return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
+        return try await m.run(context) { onStep in
+            try StableDiffusionSampler.imageToImage(
+                unet: m.unet.unet, vae: m.vae.vae, schedulerConfig: m.unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
+                positive: m.cond.positive, negative: m.cond.negative, options: o, onStep: onStep)
         }
     }
 }
@@ -326,11 +348,9 @@ struct Inpaint: NodeType {
     static let version = 1
     static let schema = NodeSchema(
         summary: "Regenerate the masked part of an image from a prompt (inpainting; outpainting with image.pad-for-outpaint).",
-        inputs: [
-            InputSpec("unet", .object(UNetHandle.portTypeName),
-                      doc: "From sd.checkpoint: a 9-channel inpainting UNet, or any SD UNet (then the kept area is re-imposed on the latents after every step, as diffusers does)."),
-            InputSpec("vae", .object(VAEHandle.portTypeName), doc: "From sd.checkpoint."),
-            InputSpec("conditioning", .object(Conditioning.portTypeName), doc: "From sd.encode-prompt; describe the whole picture, not only the hole."),
+        inputs: SamplerModels.specs(
+            unetDoc: "From sd.checkpoint: a 9-channel inpainting UNet, or any SD UNet (then the kept area is re-imposed on the latents after every step, as diffusers does).",
+            conditioningDoc: "From sd.encode-prompt; describe the whole picture, not only the hole.") + [
             InputSpec("image", .image, doc: "The picture; its size must be a multiple of 8 (resize it first)."),
             InputSpec("mask", .mask, doc: "Same size as the image: 1 (≥ 0.5) where to generate, 0 where to keep."),
             InputSpec("strength", .float, doc: "1 regenerates the masked area from pure noise; lower keeps more of what was there.",
@@ -340,15 +360,9 @@ struct Inpaint: NodeType {
         cost: .heavy)
 
     func evaluate(_ inputs: Inputs, _ context: any NodeContext) async throws -> Outputs {
-        let unet = try inputs.object("unet", as: UNetHandle.self).models
-        let vae = try inputs.object("vae", as: VAEHandle.self).models
-        let cond = try inputs.object("conditioning", as: Conditioning.self)
-        let image = try inputs.image("image")
+        let m = try SamplerModels(inputs)
+        let image = try m.image(inputs, "image")
         let mask = try inputs.mask("mask")
-        let f = StableDiffusionSampler.latentFactor(vae.vae)
-        guard image.width % f == 0, image.height % f == 0 else {
-            throw NodeError("is \(image.width)x\(image.height); width and height must be multiples of \(f) (use image.resize)", port: "image")
-        }
         guard mask.width == image.width, mask.height == image.height else {
             throw NodeError("is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)", port: "mask")
         }
@@ -356,12 +370,10 @@ struct Inpaint: NodeType {
         var o = try SamplingInputs.options(inputs)
         o.strength = try inputs.float("strength")
         let maskTensor = try Tensor(shape: [1, 1, mask.height, mask.width], scalars: mask.pixels)
-        return try await libraryCall {
-            let latents = try StableDiffusionSampler.inpaint(
-                unet: unet.unet, vae: vae.vae, schedulerConfig: unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
-                mask: maskTensor, positive: cond.positive, negative: cond.negative, options: o, onStep: onSteps(context))
-            try context.checkCancellation()
-            return imagesOutputs(try StableDiffusionSampler.decode(vae: vae.vae, latents: latents), latents: latents)
+        return try await m.run(context) { onStep in
+            try StableDiffusionSampler.inpaint(
+                unet: m.unet.unet, vae: m.vae.vae, schedulerConfig: m.unet.schedulerConfig, image: try Convert.tensor(image, port: "image"),
+                mask: maskTensor, positive: m.cond.positive, negative: m.cond.negative, options: o, onStep: onStep)
         }
     }
 }

@@ -42,6 +42,16 @@ import Testing
         #expect(p >= 40, "\(name): PSNR \(p) dB against diffusers")
     }
 
+    @Test func anInpaintingUNetIsRefusedByTextToImage() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try llmga(["run", packageRoot.appendingPathComponent("Workflows/t2i.yaml").path, "--cache", "none",
+                           "--set", "model=\(fixture.appendingPathComponent("model").path)", "--set", "steps=2",
+                           "--set", "width=64", "--set", "height=64"], cwd: dir)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("port 'unet': this is a 9-channel inpainting UNet; use it with sd.inpaint"), "\(r.stderr)")
+    }
+
     @Test func aMaskOfAnotherSizeIsANodeError() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
