@@ -66,6 +66,7 @@ def score(task, s, replies):
         p = parse(cap)
         want = sorted((x.colour, x.kind) for x in s["scene"].shapes)
         out["keywords (colour+shape)"] = p is not None and sorted((c, k) for _, c, k, _ in p[0]) == want
+        out["background differs from the shapes"] = p is not None and p[1] is not None and p[1] not in [c for _, c, _, _ in p[0]]
         out["grammatical"] = cap is not None and re.fullmatch(
             r"a (small|large) \w+ \w+ (in the centre|on the left|on the right|at the top|at the bottom)"
             r"( and a (small|large) \w+ \w+ (in the centre|on the left|on the right|at the top|at the bottom),| of) a plain \w+ background", cap) is not None
