@@ -69,12 +69,17 @@ def score(task, s, replies):
         out["background differs from the shapes"] = p is not None and p[1] is not None and p[1] not in [c for _, c, _, _ in p[0]]
         out["grammatical"] = cap is not None and re.fullmatch(
             r"a (small|large) \w+ \w+ (in the centre|on the left|on the right|at the top|at the bottom)"
-            r"( and a (small|large) \w+ \w+ (in the centre|on the left|on the right|at the top|at the bottom),| of) a plain \w+ background", cap) is not None
+            r"( and a (small|large) \w+ \w+ (in the centre|on the left|on the right|at the top|at the bottom), on| of) a plain \w+ background", cap) is not None
         return out
     if task == "edit":
         src, tgt = prompt_of(replies[0][0]), prompt_of(replies[1][0])
         out["source exact"] = src == W.detailed_caption(s["scene"])
         out["target exact"] = tgt == W.detailed_caption(s["target"])
+        kind = next(k for k, pre in [("recolour/resize", "make the "), ("reshape", "turn "), ("move", "move "),
+                                     ("remove", "remove "), ("add", "add ")] if s["instruction"].startswith(pre))
+        if s["instruction"].startswith("make the background"):
+            kind = "background"
+        out["target exact: " + kind] = out["target exact"]
         p = parse(tgt)
         out["target kinds+colours+bg"] = p is not None and kinds_colours(p) == kinds_colours(key(s["target"]))
         return out
