@@ -25,6 +25,7 @@ import world  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "Assets/models/mini-sd"
 OUTDIR = ROOT / "tools/mini/.work/check"
+MODEL_DIR = [MODEL]
 
 # (prompt, {region: expected colour})
 CASES = [
@@ -37,6 +38,59 @@ CASES = [
 ]
 SEEDS = [1, 2, 3]
 STEPS, CFG, NEGATIVE = 25, 6.0, ""
+
+# The scan (--scan): 10 "a C1 S on a C2 background" prompts x seeds 1-4. A case passes when >= 60% of the
+# centre is the shape's colour and >= 80% of the border the background's (the criteria of MiniSDCLITests).
+SCAN = [("red", "circle", "blue"), ("yellow", "square", "green"), ("white", "star", "black"),
+        ("green", "circle", "purple"), ("blue", "triangle", "orange"), ("black", "square", "white"),
+        ("orange", "circle", "blue"), ("purple", "square", "yellow"), ("red", "triangle", "white"),
+        ("yellow", "circle", "purple")]
+SCAN_SEEDS = [1, 2, 3, 4]
+# Position prompts (reported, not counted): the shape's 12x12 square and the opposite side's.
+SCAN_POS = [("a large red square on the left of a plain yellow background", {"left": "red", "right": "yellow"}),
+            ("a large blue circle on the right of a plain white background", {"right": "blue", "left": "white"}),
+            ("a large green square at the top of a plain black background", {"top": "green", "bottom": "black"})]
+CENTRE_MIN, BORDER_MIN = 0.6, 0.8
+
+
+def scan_prompt(c1: str, s: str, c2: str) -> str:
+    return f"{world.article(c1)} {c1} {s} on {world.article(c2)} {c2} background"
+
+
+def render_pipe(pipe, prompt: str, seed: int, steps: int = STEPS, cfg: float = CFG) -> np.ndarray:
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    im = pipe(prompt, negative_prompt=NEGATIVE, height=64, width=64, num_inference_steps=steps,
+              guidance_scale=cfg, generator=g).images[0]
+    return np.asarray(im)
+
+
+def scan(pipe, cases=None, seeds=None, verbose=True, steps: int = STEPS) -> int:
+    """Runs the scan with a loaded pipeline; prints one line per case, returns the number that pass."""
+    cases, seeds = cases or SCAN, seeds or SCAN_SEEDS
+    passed = 0
+    for c1, s, c2 in cases:
+        prompt, cells = scan_prompt(c1, s, c2), []
+        for seed in seeds:
+            f = fractions(render_pipe(pipe, prompt, seed, steps), {"centre": c1, "border": c2})
+            ok = f["centre"] >= CENTRE_MIN and f["border"] >= BORDER_MIN
+            passed += ok
+            cells.append(f"s{seed} {f['centre']:.2f}/{f['border']:.2f}{'*' if ok else ' '}")
+        if verbose:
+            print(f"  {prompt:45s} " + "  ".join(cells), flush=True)
+    if verbose:
+        print(f"  scan: {passed}/{len(cases) * len(seeds)} pass (centre >= {CENTRE_MIN}, border >= {BORDER_MIN})",
+              flush=True)
+    return passed
+
+
+def scan_positions(pipe, seeds=None, steps: int = STEPS) -> None:
+    for prompt, expect in SCAN_POS:
+        cells = []
+        for seed in seeds or SCAN_SEEDS:
+            f = fractions(render_pipe(pipe, prompt, seed, steps), expect)
+            cells.append(f"s{seed} " + "/".join(f"{v:.2f}" for v in f.values()))
+        print(f"  {prompt:62s} " + "  ".join(cells), flush=True)
 
 
 def region(name: str, size: int = 64) -> np.ndarray:
@@ -67,7 +121,7 @@ def diffusers_images():
     import torch
     from diffusers import StableDiffusionPipeline
     torch.set_num_threads(1)
-    pipe = StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(MODEL_DIR[0], safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     out = {}
     for i, (prompt, _) in enumerate(CASES):
@@ -85,7 +139,7 @@ def llmga_images(binary: str):
     for i, (prompt, _) in enumerate(CASES):
         for seed in SEEDS:
             r = subprocess.run([binary, "run", str(ROOT / "Workflows/t2i.yaml"), "--cache", "none", "--events", "none",
-                                "--set", f"model={MODEL}", "--set", f"prompt={prompt}", "--set", f"negative={NEGATIVE}",
+                                "--set", f"model={MODEL_DIR[0]}", "--set", f"prompt={prompt}", "--set", f"negative={NEGATIVE}",
                                 "--set", f"seed={seed}", "--set", f"steps={STEPS}", "--set", f"cfg={CFG}",
                                 "--set", "width=64", "--set", "height=64"], cwd=OUTDIR, capture_output=True, text=True)
             if r.returncode != 0:
@@ -118,9 +172,22 @@ def main():
     ap.add_argument("--llmga", help="path to the llmga binary: also render through Workflows/t2i.yaml")
     ap.add_argument("--no-diffusers", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    ap.add_argument("--scan", action="store_true", help="the 40-case scan (10 prompts x seeds 1-4) and exit")
+    ap.add_argument("--model", default=str(MODEL))
     a = ap.parse_args()
     SEEDS[:] = a.seeds
+    MODEL_DIR[0] = Path(a.model)
     OUTDIR.mkdir(parents=True, exist_ok=True)
+    if a.scan:
+        import torch
+        from diffusers import StableDiffusionPipeline
+        torch.set_num_threads(1)
+        pipe = StableDiffusionPipeline.from_pretrained(MODEL_DIR[0], safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        scan(pipe)
+        print("  positions (shape's square / opposite square):")
+        scan_positions(pipe)
+        return
     ref = None
     if not a.no_diffusers:
         ref = diffusers_images()
