@@ -167,6 +167,77 @@ def report(name, images, ref=None):
     print(f"   worst region fraction: {worst:.2f}")
 
 
+# ---------------------------------------------------------------------------------------------- inpainting
+
+INPAINT_MODEL = ROOT / "Assets/models/mini-sd-inpaint"
+EXAMPLES = ROOT / "Assets/images/mini"
+_RED_CIRCLE = world.Scene((world.Shape("circle", "red", "large", "centre"),), "blue")
+_YELLOW_SQUARE = world.Scene((world.Shape("square", "yellow", "large", "centre"),), "purple")
+# (name, example image file stem, scene, mask, prompt, colour the masked shape area must take (None: no
+# shape pixels under the mask), colour the masked background must take)
+INPAINT_CASES = [
+    ("inpaint", "red-circle-blue", _RED_CIRCLE, lambda: world.inpaint_mask(_RED_CIRCLE, 0),
+     "a red circle on a blue background", "red", "blue"),
+    ("recolour", "red-circle-blue", _RED_CIRCLE, lambda: world.inpaint_mask(_RED_CIRCLE, 0),
+     "a green circle on a blue background", "green", "blue"),
+    ("outpaint", "yellow-square-purple-outpaint", _YELLOW_SQUARE, lambda: world.outpaint_mask("all", 64, 16),
+     "a yellow square on a purple background", None, "purple"),
+]
+
+
+def inpaint_fractions(out: np.ndarray, scene, mask: np.ndarray, shape_colour, bg_colour) -> dict[str, float]:
+    """shape: masked pixels that were the shape (shape mask >= 50%) now in shape_colour; bg: masked pixels
+    that were background (shape mask 0) now in bg_colour; kept: unmasked pixels whose nearest palette colour
+    is the input's."""
+    lab, src = nearest_palette(out), nearest_palette(np.asarray(world.render(scene)))
+    sm = np.asarray(world.shape_mask(scene.shapes[0]))
+    m = mask >= 128
+    r = {}
+    if shape_colour is not None:
+        r["shape"] = float((lab[m & (sm >= 128)] == world.COLOURS.index(shape_colour)).mean())
+    r["bg"] = float((lab[m & (sm == 0)] == world.COLOURS.index(bg_colour)).mean())
+    r["kept"] = float((lab[~m] == src[~m]).mean())
+    return r
+
+
+def inpaint_checks(pipe, seeds=None, verbose=True, save_dir: Path | None = None) -> dict[str, float]:
+    """Runs INPAINT_CASES through a StableDiffusionInpaintPipeline (PNDM 25 steps, cfg 6); prints per seed,
+    returns each case's metrics averaged over the seeds."""
+    import torch
+    from PIL import Image as _I
+    means = {}
+    for name, _, scene, mk, prompt, sc, bc in INPAINT_CASES:
+        image, mask = world.render(scene), mk()
+        rows = []
+        for seed in seeds or SCAN_SEEDS:
+            g = torch.Generator().manual_seed(seed)
+            im = pipe(prompt, image=image, mask_image=mask, negative_prompt=NEGATIVE, height=64, width=64,
+                      num_inference_steps=STEPS, guidance_scale=CFG, generator=g).images[0]
+            if save_dir is not None:
+                im.save(save_dir / f"inpaint-{name}-{seed}.png")
+            f = inpaint_fractions(np.asarray(im), scene, np.asarray(mask), sc, bc)
+            rows.append(f)
+            if verbose:
+                print(f"  {name:9s} {prompt!r} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in f.items()), flush=True)
+        for k in rows[0]:
+            means[f"{name}.{k}"] = float(np.mean([r[k] for r in rows]))
+    return means
+
+
+def write_examples() -> None:
+    """The example inputs under Assets/images/mini/: 64x64 RGB images and L-mode masks (255 = generate)."""
+    EXAMPLES.mkdir(parents=True, exist_ok=True)
+    done = set()
+    for _, stem, scene, mk, *_ in INPAINT_CASES:
+        if stem in done:
+            continue
+        done.add(stem)
+        base = stem.removesuffix("-outpaint")
+        world.render(scene).save(EXAMPLES / f"{base}.png", optimize=True)
+        mk().save(EXAMPLES / f"{stem}-mask.png" if stem == base else EXAMPLES / f"{stem}-mask.png", optimize=True)
+        print("wrote", EXAMPLES / f"{base}.png", EXAMPLES / f"{stem}-mask.png")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llmga", help="path to the llmga binary: also render through Workflows/t2i.yaml")
@@ -174,7 +245,24 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--scan", action="store_true", help="the 40-case scan (10 prompts x seeds 1-4) and exit")
     ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--inpaint", action="store_true",
+                    help="inpaint/outpaint checks with Assets/models/mini-sd-inpaint (seeds 1-4) and exit")
+    ap.add_argument("--examples", action="store_true", help="write the example images/masks and exit")
     a = ap.parse_args()
+    if a.examples:
+        write_examples()
+        return
+    if a.inpaint:
+        import torch
+        from diffusers import StableDiffusionInpaintPipeline
+        torch.set_num_threads(1)
+        OUTDIR.mkdir(parents=True, exist_ok=True)
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(a.model if a.model != str(MODEL) else INPAINT_MODEL,
+                                                              safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        r = inpaint_checks(pipe, save_dir=OUTDIR)
+        print("  means: " + " ".join(f"{k}={v:.3f}" for k, v in r.items()))
+        return
     SEEDS[:] = a.seeds
     MODEL_DIR[0] = Path(a.model)
     OUTDIR.mkdir(parents=True, exist_ok=True)
