@@ -151,6 +151,34 @@ def llmga_images(binary: str):
     return out
 
 
+def llmga_mini_t2i(binary: str, prompt: str, seed: int) -> np.ndarray:
+    """One image through `llmga run Workflows/mini-t2i.yaml` (what MiniSDCLITests runs)."""
+    r = subprocess.run([binary, "run", str(ROOT / "Workflows/mini-t2i.yaml"), "--cache", "none", "--events", "none",
+                        "--set", f"model={MODEL_DIR[0]}", "--set", f"prompt={prompt}", "--set", f"seed={seed}"],
+                       cwd=OUTDIR, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"llmga failed ({r.returncode}): {r.stderr}")
+    return np.asarray(Image.open(OUTDIR / f"out/mini-t2i-{seed}.png").convert("RGB"))
+
+
+def llmga_scan(binary: str, pipe=None) -> int:
+    """The scan through the binary (MiniSDCLITests' workflow and thresholds); with a pipeline, also the max
+    |llmga - diffusers| per image."""
+    passed = 0
+    for c1, s, c2 in SCAN:
+        prompt, cells = scan_prompt(c1, s, c2), []
+        for seed in SCAN_SEEDS:
+            im = llmga_mini_t2i(binary, prompt, seed)
+            f = fractions(im, {"centre": c1, "border": c2})
+            ok = f["centre"] >= CENTRE_MIN and f["border"] >= BORDER_MIN
+            passed += ok
+            d = "" if pipe is None else f" d={np.abs(im.astype(int) - render_pipe(pipe, prompt, seed).astype(int)).max()}"
+            cells.append(f"s{seed} {f['centre']:.3f}/{f['border']:.3f}{'*' if ok else ' '}{d}")
+        print(f"  {prompt:45s} " + "  ".join(cells), flush=True)
+    print(f"  llmga scan: {passed}/{len(SCAN) * len(SCAN_SEEDS)} pass", flush=True)
+    return passed
+
+
 def report(name, images, ref=None):
     print(f"== {name}: fraction of each region whose nearest palette colour is the expected one (seeds {SEEDS})")
     worst = 1.0
@@ -272,6 +300,9 @@ def main():
         torch.set_num_threads(1)
         pipe = StableDiffusionPipeline.from_pretrained(MODEL_DIR[0], safety_checker=None, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
+        if a.llmga:
+            llmga_scan(a.llmga, pipe)
+            return
         scan(pipe)
         print("  positions (shape's square / opposite square):")
         scan_positions(pipe)

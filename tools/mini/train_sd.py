@@ -9,13 +9,20 @@ Stages (each resumable from its checkpoint under tools/mini/.work/sd/):
          scaling_factor = 1 / std of the latents, as SD did), DDPM epsilon objective with SD1.5's
          scaled_linear 0.00085..0.012 / 1000-step schedule; captions mix short / medium / detailed,
          10% dropped to "" for classifier-free guidance.
-  save   writes the folder.
+         --recipe v1 (the shipped model) or v2 (larger noise offset, high-t emphasis, EMA, a second
+         medium-caption phase); every --eval-every steps the scan of check_sd.py on seeds 1-2 is logged.
+  save   writes the folder (EMA weights; --raw: the raw ones).
+  inpaint       the 9-channel inpainting UNet (noisy latents + mask + masked-image latents), initialised
+                from the text-to-image UNet with the 5 new conv_in inputs zero, text encoder and VAE frozen;
+                LLMGA's mask mix (outpainting bands, boxes, irregular, 25% all-ones). Writes
+                Assets/models/mini-sd-inpaint (StableDiffusionInpaintPipeline layout).
+  save-inpaint  rewrites that folder from the checkpoint.
 
 Deterministic: fixed seeds, one thread count, torch.use_deterministic_algorithms(True). Run from the
 repository root (nice it: the machine is shared):
 
-    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py            # all stages
-    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py --stage unet --unet-steps 6000
+    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py --recipe v1          # the shipped mini-sd
+    nice -n 15 tools/.venv/bin/python tools/mini/train_sd.py --stage inpaint --t2i-from Assets/models/mini-sd
 
 Measured times are in tools/mini/README.md.
 """
@@ -193,6 +200,25 @@ def import_vae(folder: Path):
     log(f"vae: imported from {folder}")
 
 
+def import_t2i(folder: Path):
+    """Takes the text encoder, UNet, VAE and scaling_factor of an existing mini-sd folder as the checkpoints
+    (unet.pt with raw = EMA, vae.pt, latents.pt's scaling_factor), so that the inpainting stage can start
+    from a shipped model."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+    import_vae(folder / "vae")
+    tok = make_tokenizer()
+    text, unet = make_text_encoder(tok), make_unet()
+    text.load_state_dict(CLIPTextModel.from_pretrained(folder / "text_encoder").float().state_dict())
+    unet.load_state_dict(UNet2DConditionModel.from_pretrained(folder / "unet").float().state_dict())
+    save_ckpt(WORK / "unet.pt", unet=unet.state_dict(), text=text.state_dict(), ema_unet=unet.state_dict(),
+              ema_text=text.state_dict(), step=0, imported=str(folder))
+    lat = encode_pool(load_vae())
+    lat["scaling_factor"] = json.loads((folder / "vae/config.json").read_text())["scaling_factor"]
+    torch.save(lat, WORK / "latents.pt")
+    log(f"text encoder + unet imported from {folder}; scaling_factor {lat['scaling_factor']}")
+
+
 def load_vae():
     vae = make_vae()
     vae.load_state_dict(torch.load(WORK / "vae.pt", weights_only=False)["model"])
@@ -228,10 +254,22 @@ CAPTION_MIX = [("short", 0.20), ("medium", 0.40), ("detailed", 0.30), ("empty", 
 # timestep is drawn from the upper half [HIGH_T, 1000) instead of [0, 1000): see the README's recipe.
 NOISE_OFFSET, HIGH_T_SHARE, HIGH_T = 0.4, 0.5, 500
 EMA_DECAY = 0.999
+# --recipe v1 is the one that made the shipped Assets/models/mini-sd (4000 steps, lr 5e-4, saved raw);
+# v2 (the defaults above, 5000 + 1500 steps, lr 8e-4, saved EMA) was tried and not shipped: see the README.
+RECIPE_V1 = {"NOISE_OFFSET": 0.1, "HIGH_T_SHARE": 0.0,
+             "CAPTION_MIX": [("short", 0.25), ("medium", 0.30), ("detailed", 0.35), ("empty", 0.10)]}
+RECIPE_V1_ARGS = {"unet_steps": 4000, "unet_extra": 0, "unet_lr": 5e-4, "raw": True}
 
 
-def captions_for(scenes, idx, rng: np.random.Generator):
-    kinds, probs = zip(*CAPTION_MIX)
+# Phase 2 of the UNet stage (--unet-extra steps after --unet-steps): the model has the colours by then but
+# puts a shape named without a position anywhere; the medium captions (where an unsaid position means the
+# centre) get most of the batch, at a second, lower cosine (LATE_LR of the base -> 10%).
+CAPTION_MIX_LATE = [("short", 0.05), ("medium", 0.55), ("detailed", 0.30), ("empty", 0.10)]
+LATE_LR = 0.3
+
+
+def captions_for(scenes, idx, rng: np.random.Generator, mix=None):
+    kinds, probs = zip(*(mix or CAPTION_MIX))
     out = []
     for i in idx:
         k = kinds[rng.choice(len(kinds), p=probs)]
@@ -263,7 +301,7 @@ def quick_eval(label, vae, tok, text, unet, scaling):
     return n
 
 
-def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000):
+def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000, extra: int = 0):
     scenes, _ = pool()
     tok = make_tokenizer()
     text = make_text_encoder(tok)
@@ -276,8 +314,10 @@ def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000):
     start = 0
     if ck.exists():
         s = torch.load(ck, weights_only=False)
-        unet.load_state_dict(s["unet"]); text.load_state_dict(s["text"]); opt.load_state_dict(s["opt"]); start = s["step"]
-        log(f"unet: resumed at step {start}")
+        unet.load_state_dict(s["unet"]); text.load_state_dict(s["text"]); start = s["step"]
+        if "opt" in s:
+            opt.load_state_dict(s["opt"])
+        log(f"unet: resumed at step {start}" + (f" (weights imported from {s['imported']})" if "imported" in s else ""))
     # EMA of the UNet and text-encoder weights (what is saved); resumed with the rest.
     ema_unet, ema_text = make_unet(), make_text_encoder(tok)
     ema_unet.load_state_dict(s["ema_unet"] if start else unet.state_dict())
@@ -289,11 +329,14 @@ def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000):
     unet.train(); text.train()
     t0 = time.time()
     ema = None
+    main_steps, steps = steps, steps + extra
     for step in range(start, steps):
         g = torch.Generator().manual_seed(1000 + step)          # per-step streams: resumable exactly
         rng = np.random.default_rng([3, step])
+        late = step >= main_steps
         for pg in opt.param_groups:
-            pg["lr"] = lr_at(step, steps, pg["base"], warmup=200)
+            pg["lr"] = (lr_at(step - main_steps, extra, LATE_LR * pg["base"], warmup=0) if late
+                        else lr_at(step, main_steps, pg["base"], warmup=200))
         idx = torch.randint(0, len(mean), (batch,), generator=g)
         z = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)) * scaling
         noise = torch.randn(z.shape, generator=g)
@@ -305,8 +348,8 @@ def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000):
         hi = torch.rand((batch,), generator=g) < HIGH_T_SHARE
         t = torch.where(hi, HIGH_T + t % (1000 - HIGH_T), t)
         noisy = sched.add_noise(z, noise, t)
-        ids = tok(captions_for(scenes, idx.tolist(), rng), padding="max_length", max_length=77, truncation=True,
-                  return_tensors="pt").input_ids
+        ids = tok(captions_for(scenes, idx.tolist(), rng, CAPTION_MIX_LATE if late else CAPTION_MIX),
+                  padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         cond = text(ids)[0]
         pred = unet(noisy, t, encoder_hidden_states=cond).sample
         loss = F.mse_loss(pred, noise)
@@ -324,7 +367,7 @@ def train_unet(steps: int, batch: int, lr: float, lat, eval_every: int = 1000):
         if (step + 1) % 500 == 0 or step == steps - 1:
             save_ckpt(ck, unet=unet.state_dict(), text=text.state_dict(), opt=opt.state_dict(), step=step + 1,
                       ema_unet=ema_unet.state_dict(), ema_text=ema_text.state_dict())
-        if eval_every and ((step + 1) % eval_every == 0 or step == steps - 1):
+        if eval_every and ((step + 1) % (eval_every // 2 if late else eval_every) == 0 or step == steps - 1):
             quick_eval(f"step {step + 1} raw", vae, tok, text, unet, scaling)
             quick_eval(f"step {step + 1} ema", vae, tok, ema_text, ema_unet, scaling)
     return tok, ema_text, ema_unet
@@ -388,10 +431,10 @@ def draw_mask(scene, rng: np.random.Generator, size: int = 64) -> np.ndarray:
     return (np.asarray(m) >= 128).astype(np.float32)
 
 
-def train_inpaint(steps: int, batch: int, lr: float, lat, eval_every: int = 500):
+def train_inpaint(steps: int, batch: int, lr: float, lat, eval_every: int = 500, ema_t2i: bool = True):
     """The 9-channel UNet: text encoder and VAE frozen (mini-sd's), UNet from the trained text-to-image one."""
     scenes, x = pool()
-    tok, text, unet0 = load_unet()
+    tok, text, unet0 = load_unet(ema_t2i)       # the text encoder and UNet that mini-sd ships
     unet = make_inpaint_unet(unet0)
     vae = load_vae()
     text.requires_grad_(False); vae.requires_grad_(False)
@@ -456,8 +499,8 @@ def train_inpaint(steps: int, batch: int, lr: float, lat, eval_every: int = 500)
     return tok, text, ema_unet
 
 
-def load_inpaint(ema: bool = True):
-    tok, text, unet0 = load_unet()
+def load_inpaint(ema: bool = True, ema_t2i: bool = True):
+    tok, text, unet0 = load_unet(ema_t2i)
     unet = make_inpaint_unet(unet0)
     s = torch.load(WORK / "inpaint.pt", weights_only=False)
     unet.load_state_dict(s["ema_unet" if ema else "unet"])
@@ -527,11 +570,19 @@ def main():
     ap.add_argument("--unet-steps", type=int, default=5000)
     ap.add_argument("--unet-batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=8e-4)
+    ap.add_argument("--unet-extra", type=int, default=1500, help="phase-2 steps after --unet-steps")
     ap.add_argument("--eval-every", type=int, default=1000, help="scan every N steps (0: never)")
+    ap.add_argument("--t2i-from", help="import text encoder + UNet + VAE of this mini-sd folder (for --stage inpaint)")
     ap.add_argument("--vae-from", help="import the VAE of this diffusers folder instead of training one")
-    ap.add_argument("--raw", action="store_true", help="save the raw weights instead of the EMA")
+    ap.add_argument("--raw", action="store_true", help="mini-sd: the raw text encoder + UNet instead of the EMA "
+                    "(save; inpaint and save-inpaint start from / ship that text encoder)")
     ap.add_argument("--sizes", action="store_true", help="print parameter counts and exit")
+    ap.add_argument("--recipe", choices=["v1", "v2"], default="v2")
     a = ap.parse_args()
+    if a.recipe == "v1":
+        globals().update(RECIPE_V1)
+        for k, v in RECIPE_V1_ARGS.items():
+            setattr(a, k, v)
     setup(a.threads)
     WORK.mkdir(parents=True, exist_ok=True)
     if a.sizes:
@@ -541,7 +592,9 @@ def main():
             print(f"{n}: {p / 1e6:.3f}M params, {2 * p / 1e6:.2f} MB f16")
         return
     t0 = time.time()
-    if a.vae_from:
+    if a.t2i_from:
+        import_t2i(Path(a.t2i_from))
+    elif a.vae_from:
         import_vae(Path(a.vae_from))
     elif a.stage in ("all", "vae"):
         train_vae(a.vae_steps, a.vae_batch, a.vae_lr)
@@ -549,7 +602,7 @@ def main():
     if a.stage in ("all", "unet"):
         lat = encode_pool(load_vae())
         t1 = time.time()
-        train_unet(a.unet_steps, a.unet_batch, a.unet_lr, lat, a.eval_every)
+        train_unet(a.unet_steps, a.unet_batch, a.unet_lr, lat, a.eval_every, a.unet_extra)
         log(f"unet+text done in {time.time() - t1:.0f}s")
     if a.stage in ("all", "unet", "save"):
         lat = encode_pool(load_vae())
@@ -558,11 +611,11 @@ def main():
     if a.stage == "inpaint":
         lat = encode_pool(load_vae())
         t1 = time.time()
-        train_inpaint(a.inpaint_steps, a.unet_batch, a.inpaint_lr, lat, a.eval_every // 2)
+        train_inpaint(a.inpaint_steps, a.unet_batch, a.inpaint_lr, lat, a.eval_every // 2, not a.raw)
         log(f"inpaint done in {time.time() - t1:.0f}s")
     if a.stage in ("inpaint", "save-inpaint"):
         lat = encode_pool(load_vae())
-        tok, text, unet = load_inpaint(ema=not a.raw)
+        tok, text, unet = load_inpaint(ema=True, ema_t2i=not a.raw)
         save(load_vae(), tok, text, unet, lat["scaling_factor"], OUT_INPAINT, inpaint=True)
     log(f"total {time.time() - t0:.0f}s")
 
