@@ -9,41 +9,6 @@ import Testing
 @Suite(.serialized) struct MiniSDCLITests {
     let workflow = packageRoot.appendingPathComponent("Workflows/mini-t2i.yaml").path
 
-    /// The world's palette (tools/mini/world.py PALETTE), in order.
-    static let palette: [(String, [Float])] = [
-        ("red", [220, 40, 40]), ("orange", [245, 140, 30]), ("yellow", [240, 220, 50]), ("green", [40, 170, 70]),
-        ("blue", [40, 80, 220]), ("purple", [140, 60, 190]), ("white", [245, 245, 245]), ("black", [25, 25, 25]),
-    ]
-
-    enum Region { case centre, border }
-
-    /// Fraction of the region's pixels whose nearest palette colour is `colour`. centre = the middle 12x12 of a
-    /// 64x64 image, border = the outer 6-pixel ring (as in check_sd.py).
-    static func fraction(_ image: Image, _ region: Region, _ colour: String) -> Double {
-        let target = palette.firstIndex { $0.0 == colour }!
-        var hit = 0, total = 0
-        for y in 0..<image.height {
-            for x in 0..<image.width {
-                let inside: Bool
-                switch region {
-                case .centre: inside = (26..<38).contains(x) && (26..<38).contains(y)
-                case .border: inside = x < 6 || y < 6 || x >= image.width - 6 || y >= image.height - 6
-                }
-                guard inside else { continue }
-                let i = (y * image.width + x) * image.channels
-                let px = (0..<3).map { image.pixels[i + $0] * 255 }
-                var best = 0, bestD = Float.infinity
-                for (k, (_, rgb)) in palette.enumerated() {
-                    let d = zip(px, rgb).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-                    if d < bestD { bestD = d; best = k }
-                }
-                total += 1
-                if best == target { hit += 1 }
-            }
-        }
-        return Double(hit) / Double(total)
-    }
-
     func render(_ prompt: String, seed: Int, in dir: URL) throws -> Image {
         let r = try llmga(["run", workflow, "--cache", "none", "--set", "model=\(packageRoot.appendingPathComponent("Assets/models/mini-sd").path)",
                            "--set", "prompt=\(prompt)", "--set", "seed=\(seed)"], cwd: dir)
@@ -70,7 +35,8 @@ import Testing
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = try render(prompt, seed: seed, in: dir)
-        let centre = Self.fraction(image, .centre, shape), border = Self.fraction(image, .border, background)
+        let centre = MiniWorld.fraction(image, shape, where: MiniWorld.centre)
+        let border = MiniWorld.fraction(image, background, where: MiniWorld.border)
         #expect(centre >= 0.6, "\(prompt) (seed \(seed)): centre \(shape) fraction \(centre)")
         #expect(border >= 0.8, "\(prompt) (seed \(seed)): border \(background) fraction \(border)")
     }
