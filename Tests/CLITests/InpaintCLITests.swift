@@ -10,13 +10,19 @@ import Testing
     let fixture = packageRoot.appendingPathComponent("Tests/DiffusionTests/Fixtures/inpaint")
     let workflow = packageRoot.appendingPathComponent("Workflows/inpaint.yaml").path
 
-    func sets(_ c: [String: Any], model: String) -> [String] {
+    /// One case of the fixture's cases.json (tools/diffusion/make_inpaint_fixture.py).
+    struct Case: Decodable {
+        var name: String, model: String, prompt: String, negative: String
+        var seed: Int, steps: Int, cfg: Double, strength: Double
+    }
+
+    func sets(_ c: Case, model: String) -> [String] {
         ["--set", "model=\(model)",
          "--set", "image=\(fixture.appendingPathComponent("image.png").path)",
          "--set", "mask=\(fixture.appendingPathComponent("mask.png").path)",
-         "--set", "prompt=\(c["prompt"] as! String)", "--set", "negative=\(c["negative"] as! String)",
-         "--set", "seed=\(c["seed"] as! Int)", "--set", "steps=\(c["steps"] as! Int)",
-         "--set", "cfg=\(c["cfg"] as! Double)", "--set", "strength=\(c["strength"] as! Double)"]
+         "--set", "prompt=\(c.prompt)", "--set", "negative=\(c.negative)",
+         "--set", "seed=\(c.seed)", "--set", "steps=\(c.steps)",
+         "--set", "cfg=\(c.cfg)", "--set", "strength=\(c.strength)"]
     }
 
     func psnr(_ png: URL, _ name: String) throws -> Double {
@@ -32,13 +38,13 @@ import Testing
     func inpaintWorkflowMatchesDiffusers(name: String) throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("cases.json"))) as! [[String: Any]]
-        let c = try #require(cases.first { $0["name"] as? String == name })
-        let model = c["model"] as? String == "inpaint" ? fixture.appendingPathComponent("model")
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: fixture.appendingPathComponent("cases.json")))
+        let c = try #require(cases.first { $0.name == name })
+        let model = c.model == "inpaint" ? fixture.appendingPathComponent("model")
             : fixture.deletingLastPathComponent().appendingPathComponent("pipeline/model")
         let r = try llmga(["run", workflow, "--cache", "none"] + sets(c, model: model.path), cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let p = try psnr(dir.appendingPathComponent("out/inpaint-\(c["seed"] as! Int).png"), name)
+        let p = try psnr(dir.appendingPathComponent("out/inpaint-\(c.seed).png"), name)
         #expect(p >= 40, "\(name): PSNR \(p) dB against diffusers")
     }
 

@@ -68,16 +68,7 @@ import Testing
         o.sampler = c.sampler == "default" ? nil : c.sampler
         let latents = try StableDiffusionSampler.inpaint(unet: m.unet, vae: m.vae, schedulerConfig: m.schedulerConfig,
                                                          image: image, mask: mask, positive: cond, negative: uncond, options: o)
-        let refLatents = try expected.tensor(name + "_latents")
-        #expect(latents.shape == refLatents.shape)
-        let scale = refLatents.scalars.map { abs($0) }.max() ?? 1
-        let err = zip(latents.scalars, refLatents.scalars).map { abs($0 - $1) }.max() ?? 0
-        #expect(err <= 1e-4 * scale, "\(name): latents max abs error \(err) vs max |ref| \(scale)")
-        let images = try StableDiffusionSampler.decode(vae: m.vae, latents: latents)
-        let ref = try expected.tensor(name)
-        #expect(ref.shape == [c.batch, 64, 64, 3])
-        let p = PipelineParityTests.psnr(PipelineParityTests.nhwc(images), ref.scalars)
-        #expect(p >= 40, "\(name): PSNR \(p) dB")
+        try PipelineParityTests.expectSameAsDiffusers(name, latents: latents, batch: c.batch, vae: m.vae, expected: try expected)
     }
 
     @Test func badShapesAreClearErrors() throws {

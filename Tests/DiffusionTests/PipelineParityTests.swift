@@ -79,16 +79,22 @@ import Testing
             latents = try StableDiffusionSampler.textToImage(unet: m.unet, vae: m.vae, schedulerConfig: m.schedulerConfig,
                                                              positive: cond, negative: uncond, options: o)
         }
-        // The final latents first (before the VAE), then the decoded images.
+        try Self.expectSameAsDiffusers(name, latents: latents, batch: c.batch, vae: m.vae, expected: try expected)
+    }
+
+    /// The final latents first (within 1e-4 of the reference's largest magnitude), then the decoded
+    /// images (PSNR ≥ 40 dB against diffusers' 64×64 `NAME`, stored next to `NAME_latents`).
+    static func expectSameAsDiffusers(_ name: String, latents: Tensor, batch: Int, vae: AutoencoderKL,
+                                      expected: SafeTensorsFile) throws {
         let refLatents = try expected.tensor(name + "_latents")
         #expect(latents.shape == refLatents.shape)
         let scale = refLatents.scalars.map { abs($0) }.max() ?? 1
         let err = zip(latents.scalars, refLatents.scalars).map { abs($0 - $1) }.max() ?? 0
         #expect(err <= 1e-4 * scale, "\(name): latents max abs error \(err) vs max |ref| \(scale)")
-        let images = try StableDiffusionSampler.decode(vae: m.vae, latents: latents)
+        let images = try StableDiffusionSampler.decode(vae: vae, latents: latents)
         let ref = try expected.tensor(name)
-        #expect(ref.shape == [c.batch, 64, 64, 3])
-        let p = Self.psnr(Self.nhwc(images), ref.scalars)
+        #expect(ref.shape == [batch, 64, 64, 3])
+        let p = psnr(nhwc(images), ref.scalars)
         #expect(p >= 40, "\(name): PSNR \(p) dB")
     }
 

@@ -31,16 +31,13 @@ from diffusers import (AutoencoderKL, DPMSolverMultistepScheduler, EulerAncestra
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from sd15 import SD15_SCHEDULER
+
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "Tests/DiffusionTests/Fixtures"
 OUT = FIX / "pipeline"
 TOKENIZER = FIX / "clip/tok-small"
 
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
-    "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
-    "trained_betas": None, "clip_sample": False,
-}
 
 
 def build():

@@ -43,16 +43,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import world  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "diffusion"))
+from sd15 import SD15_SCHEDULER  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "tools/mini/.work/sd"
 OUT = ROOT / "Assets/models/mini-sd"
 CLIP_VOCAB = ROOT / "Sources/Diffusion/Resources/clip"
 
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
-    "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
-    "trained_betas": None, "clip_sample": False,
-}
 POOL_SEED, POOL_SIZE = 0, 24000
 
 
@@ -277,13 +275,13 @@ def captions_for(scenes, idx, rng: np.random.Generator, mix=None):
     return out
 
 
-def eval_pipe(vae, tok, text, unet, scaling: float):
-    """A diffusers pipeline over the live modules (f32), for the in-training scan."""
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+def eval_pipe(vae, tok, text, unet, scaling: float, inpaint: bool = False):
+    """A diffusers (inpainting) pipeline over the live modules (f32), for the in-training checks."""
+    from diffusers import PNDMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline
     vae.register_to_config(scaling_factor=scaling)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                   scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+    pipe = cls(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
+               safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -503,7 +501,7 @@ def train_inpaint(steps: int, batch: int, lr: float, lat, eval_every: int = 500,
             for label, m in (("raw", unet), ("ema", ema_unet)):
                 m.eval()
                 with torch.no_grad():
-                    r = check_sd.inpaint_checks(inpaint_pipe(vae, tok, text, m, scaling), seeds=[1, 2], verbose=False)
+                    r = check_sd.inpaint_checks(eval_pipe(vae, tok, text, m, scaling, inpaint=True), seeds=[1, 2], verbose=False)
                 log(f"eval inpaint step {step + 1} {label}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()))
             unet.train()
     return tok, text, ema_unet
@@ -515,16 +513,6 @@ def load_inpaint(ema: bool = True, ema_t2i: bool = True):
     s = torch.load(WORK / "inpaint.pt", weights_only=False)
     unet.load_state_dict(s["ema_unet" if ema else "unet"])
     return tok, text, unet.eval()
-
-
-def inpaint_pipe(vae, tok, text, unet, scaling: float):
-    from diffusers import PNDMScheduler, StableDiffusionInpaintPipeline
-    vae.register_to_config(scaling_factor=scaling)
-    pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                          scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
-                                          feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def load_unet(ema: bool = True):
@@ -550,7 +538,7 @@ SPECIAL_TOKENS = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", 
 def save(vae, tok, text, unet, scaling: float, out: Path = OUT, inpaint: bool = False):
     """Writes the folder (StableDiffusionPipeline, or StableDiffusionInpaintPipeline for the 9-channel UNet)."""
     from safetensors.torch import save_file
-    pipe = (inpaint_pipe if inpaint else eval_pipe)(vae, tok, text, unet, scaling)
+    pipe = eval_pipe(vae, tok, text, unet, scaling, inpaint=inpaint)
     if out.exists():
         shutil.rmtree(out)
     OUT_ = out
