@@ -117,8 +117,7 @@ public final class Engine: Sendable {
     }
 
     private func resolve(_ path: String) -> URL {
-        let expanded = (path as NSString).expandingTildeInPath
-        return expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : options.baseDirectory.appendingPathComponent(expanded)
+        WorkflowPath.resolve(path, against: options.baseDirectory)
     }
 
     private func staticKeys(_ wf: CompiledWorkflow) -> [KeyState] {
@@ -418,25 +417,10 @@ public final class Engine: Sendable {
             guard let raw = resolve(b), let v = raw.coerced(to: spec.type) else {
                 return .failure(failure(n, "no value of type \(spec.type) arrived", port: name))
             }
-            if let msg = checkConstraints(v, spec) { return .failure(failure(n, msg, port: name)) }
+            if let violation = spec.violation(of: v) { return .failure(failure(n, violation.message, port: name)) }
             values[name] = v
         }
         return .success(Inputs(values))
-    }
-
-    private func checkConstraints(_ v: Value, _ spec: InputSpec) -> String? {
-        switch v {
-        case .int(let i):
-            if let r = spec.range, !r.contains(Double(i)) { return "\(i) is outside \(r.lowerBound)...\(r.upperBound)" }
-        case .float(let d):
-            if let r = spec.range, !r.contains(d) { return "\(d) is outside \(r.lowerBound)...\(r.upperBound)" }
-        case .text(let t):
-            if let c = spec.choices, !c.contains(t) { return "'\(t)' is not one of \(c.joined(separator: ", "))" }
-        case .list(_, let items):
-            for item in items { if let m = checkConstraints(item, spec) { return m } }
-        default: break
-        }
-        return nil
     }
 
     private func evaluate(_ n: CompiledNode, _ inputs: Inputs, _ keyState: KeyState, _ keys: [KeyState],

@@ -478,27 +478,18 @@ struct GraphCompiler {
         case .list:
             return fail("takes \(type)")
         }
-        if let range = spec.range {
-            let x: Double? = switch value {
-            case .int(let i): Double(i)
-            case .float(let d): d
-            default: nil
-            }
-            if let x, !range.contains(x) {
-                diagnostics.append(Diagnostic(.error, .valueOutOfRange, "\(s) is outside \(fmt(range.lowerBound))...\(fmt(range.upperBound))", at: loc, node: node, port: spec.name))
-                return nil
-            }
-        }
-        if let choices = spec.choices, case .text(let t) = value, !choices.contains(t) {
-            diagnostics.append(Diagnostic(.error, .valueNotInList, "'\(t)' is not one of \(choices.joined(separator: ", "))\(hint(t, choices))", at: loc, node: node, port: spec.name))
+        switch spec.violation(of: value) {
+        case .outOfRange(let message)?:
+            diagnostics.append(Diagnostic(.error, .valueOutOfRange, message, at: loc, node: node, port: spec.name))
             return nil
+        case .notAChoice(let t, let choices)?:
+            diagnostics.append(Diagnostic(.error, .valueNotInList, "\(InputViolation.notAChoice(value: t, choices: choices).message)\(hint(t, choices))", at: loc, node: node, port: spec.name))
+            return nil
+        case nil:
+            break
         }
         return value
     }
-}
-
-private func fmt(_ d: Double) -> String {
-    d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
 }
 
 func parseInt(_ s: String) -> Int? {

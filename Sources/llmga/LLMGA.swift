@@ -251,7 +251,7 @@ struct Nodes: AsyncParsableCommand {
             for i in n.schema.inputs {
                 var extra: [String] = []
                 if let v = i.defaultValue { extra.append("default \(v)") } else if i.optional { extra.append("optional") } else { extra.append("required") }
-                if let r = i.range { extra.append("\(fmtNumber(r.lowerBound))...\(fmtNumber(r.upperBound))") }
+                if let r = i.rangeText { extra.append(r) }
                 if let c = i.choices { extra.append(c.joined(separator: "|")) }
                 print("    in  \(i.name): \(i.type) (\(extra.joined(separator: ", ")))\(i.doc.isEmpty ? "" : " — \(i.doc)")")
             }
@@ -260,10 +260,6 @@ struct Nodes: AsyncParsableCommand {
             }
         }
     }
-}
-
-func fmtNumber(_ d: Double) -> String {
-    d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
 }
 
 func jsonValue(_ v: Value) -> Any {

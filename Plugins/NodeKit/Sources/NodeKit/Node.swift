@@ -193,8 +193,6 @@ extension NodeContext {
 
     /// Resolves a path from the workflow against `baseDirectory` (absolute paths and `~` pass through).
     public func resolvePath(_ path: String) -> URL {
-        let expanded = (path as NSString).expandingTildeInPath
-        if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded) }
-        return baseDirectory.appendingPathComponent(expanded)
+        WorkflowPath.resolve(path, against: baseDirectory)
     }
 }
