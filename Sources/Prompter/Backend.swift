@@ -1,6 +1,6 @@
 import Imaging
 
-/// Sampling settings for one reply. Defaults follow LLMGA's CLIs (llmga-upstream.md §1.4): temperature 0.2,
+/// Sampling settings for one reply. Defaults follow LLMGA's CLIs (`llmga/serve/cli-sd15*.py`, https://github.com/dvlab-research/LLMGA): temperature 0.2,
 /// at most 512 new tokens. `temperature == 0` means greedy decoding (argmax), as `do_sample=False`.
 public struct GenerationOptions: Sendable, Equatable, Hashable {
     /// Softmax temperature; 0 = greedy.

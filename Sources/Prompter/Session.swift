@@ -11,7 +11,7 @@ public struct PrompterRequest: Sendable {
     public var mask: Image?
     /// Earlier turns (carried across nodes). Nil starts a new conversation.
     public var history: PrompterHistory?
-    /// System prompt; nil uses the family's default (llmga-upstream.md §1.3).
+    /// System prompt; nil uses the family's default (LLMGA's `llmga/llava/conversation.py`).
     public var system: String?
 
     public init(task: PrompterTask, image: Image? = nil, mask: Image? = nil, history: PrompterHistory? = nil, system: String? = nil) {

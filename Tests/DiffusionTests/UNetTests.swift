@@ -197,7 +197,8 @@ final class RecordingHook: AttentionHook {
     }
 
     @Test func timestepEmbeddingMatchesTheSpecCheckValues() throws {
-        // sd15-models.md §1.2: t = 981, 320 channels → emb[0..2], emb[160..162] (torch, 5 digits). The float32
+        // diffusers 0.42 `models/embeddings.py` get_timestep_embedding at t = 981, 320 channels → emb[0..2], emb[160..162]
+        // (torch, 5 digits). The float32
         // argument t·freq near 926 has an ulp of 6e-5, and torch's vectorised exp/sin/cos may round differently by
         // one ulp, hence 1e-4.
         let e = try UNet2DConditionModel.timestepEmbedding([981], dim: 320, flipSinToCos: true, freqShift: 0).scalars

@@ -17,7 +17,8 @@ func loadTemplates() throws -> TemplateFixture {
 }
 
 @Suite struct ChatTemplateTests {
-    /// The two-turn example of llmga-upstream.md §1.3, copied here verbatim for every family.
+    /// A two-turn example rendered by LLMGA's `llmga/llava/conversation.py` (https://github.com/dvlab-research/LLMGA,
+    /// commit 7e32eb6), copied here verbatim for every family.
     static let reference: [ChatFamily: String] = [
         .llavaV1: "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions. USER: <image>\nGenerate a similar image. ASSISTANT: <gen_image> A red fox in snow. </gen_image></s>USER: Make it night. ASSISTANT:",
         .llavaLlama2: "[INST] <<SYS>>\nYou are LLMGA, a useful language and vision generation assistant. You can generate images according to the user's requirements. If the user wants you to inpaint or outpaint images, please imagine what is in the black mask parts of the image. If image generation is required, please provide a detailed description of the generated images in the form of <gen_image> DETAILED DESCRIPTION </gen_image>.\n<</SYS>>\n\n<image>\nGenerate a similar image. [/INST] <gen_image> A red fox in snow. </gen_image> </s><s>[INST] Make it night. [/INST]",

@@ -3,7 +3,8 @@
 
 Deterministic (fixed seeds, no clock, no network). Ground truth is the installed transformers
 (5.23: `CLIPTokenizer` is the tokenizers-backed one, `CLIPTextModel` from modeling_clip.py) and the
-long-prompt algorithm of LLMGA's lpw pipelines (llmga-upstream.md §3), written out below with torch.
+long-prompt algorithm of LLMGA's lpw pipelines (`llmga/diffusers/pipeline_stable_diffusion_inpaint_lpw.py` in
+https://github.com/dvlab-research/LLMGA), written out below with torch.
 Run from the repository root after tools/diffusion/build_clip_vocab.py has written Sources/Diffusion/Resources/clip:
 
     /work/main/tools/.venv/bin/python tools/diffusion/make_clip_fixtures.py
@@ -88,7 +89,7 @@ def long_prompt(n_repeats):
 
 
 # ----------------------------------------------------------------------------------------------------
-# LLMGA / lpw long-prompt encoding, written from llmga-upstream.md §3 (get_prompts_with_weights,
+# LLMGA / lpw long-prompt encoding, written from LLMGA's pipeline_stable_diffusion_inpaint_lpw.py (get_prompts_with_weights,
 # pad_tokens_and_weights, get_unweighted_text_embeddings, get_weighted_text_embeddings).
 
 RE_ATTENTION = re.compile(

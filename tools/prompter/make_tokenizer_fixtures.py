@@ -21,7 +21,7 @@ without special tokens, and with special-token parsing off), ids from transforme
 (slow LlamaTokenizer for the .model folders, as LLaVA loads it with use_fast=False), raw sentencepiece
 ids, decodes, and LLaVA `tokenizer_image_token` results for prompts containing <image>.
 
-chat/templates.json: Jinja chat templates written from llmga-upstream.md §1.3, checked here against the
+chat/templates.json: Jinja chat templates written from LLMGA's llmga/llava/conversation.py, checked here against the
 reference strings, and rendered with transformers' apply_chat_template for several conversations.
 
 Versions (the LLMGA pin is transformers 4.37.2 / tokenizers 0.15.1; 4.46.3 is the closest release that
@@ -405,7 +405,7 @@ def make_llama2_hfjson(spm_dir):
             os.remove(os.path.join(d, name))
 
 
-# ---------------------------------------------------------------- chat templates (llmga-upstream.md §1.3)
+# ---------------------------------------------------------------- chat templates (LLMGA's llmga/llava/conversation.py)
 
 REFERENCE = {
     "llava_v1": "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions. USER: <image>\nGenerate a similar image. ASSISTANT: <gen_image> A red fox in snow. </gen_image></s>USER: Make it night. ASSISTANT:",

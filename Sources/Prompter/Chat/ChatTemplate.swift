@@ -1,5 +1,5 @@
 /// The conversation templates of the LLMGA model families, as `llmga/llava/conversation.py` renders them
-/// (llmga-upstream.md §1.3). The rendered string carries no BOS: the tokenizer adds it (`encode` with special
+/// (https://github.com/dvlab-research/LLMGA, commit 7e32eb6). The rendered string carries no BOS: the tokenizer adds it (`encode` with special
 /// tokens, or `tokenizeWithImages`).
 public enum ChatFamily: String, CaseIterable, Sendable {
     /// Vicuna-7B/13B v1.5 (SeparatorStyle.TWO, inference conv `llava_v1`).

@@ -20,7 +20,8 @@ public struct PrompterReply: Sendable, Equatable {
     }
 }
 
-/// Parses MLLM replies (llmga-upstream.md §1.4).
+/// Parses MLLM replies: the `<gen_image>`/`</gen_image>` tags of LLMGA's `llmga/llava/constants.py` and the
+/// extraction of its `llmga/serve/cli-sd15*.py` (https://github.com/dvlab-research/LLMGA, commit 7e32eb6).
 public enum ReplyParser {
     static let openTags = ["<gen_image>", "<gen_img>"]
     static let closeTags = ["</gen_image>", "</gen_img>"]

@@ -1,4 +1,4 @@
-/// Request phrasings from LLMGA's training data (`llmga/llava/prompt_temp.py`, llmga-upstream.md §1.5),
+/// Request phrasings from LLMGA's training data (`llmga/llava/prompt_temp.py` in https://github.com/dvlab-research/LLMGA, commit 7e32eb6),
 /// so that requests look like what the model was fine-tuned on.
 public enum TaskPhrasings {
     /// Put before short keywords for text-to-image prompt refinement (`textextend_prompt`, examples).
