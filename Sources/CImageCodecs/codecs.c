@@ -128,7 +128,7 @@ void cic_png_image_free(cic_png_image *image) {
     image->text_count = 0;
 }
 
-int cic_png_decode(const uint8_t *data, size_t size, cic_png_image *out, char *error) {
+int cic_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, cic_png_image *out, char *error) {
     memset(out, 0, sizeof *out);
     error[0] = 0;
     if (size < 8 || png_sig_cmp((png_const_bytep)data, 0, 8) != 0) {
@@ -161,6 +161,16 @@ int cic_png_decode(const uint8_t *data, size_t size, cic_png_image *out, char *e
 
     png_set_read_fn(png, &reader, cic_png_read_fn);
     png_read_info(png, info);
+    {
+        const uint64_t declared = (uint64_t)png_get_image_width(png, info) * png_get_image_height(png, info);
+        if (declared > max_pixels) {
+            set_error(error, "PNG declares %ux%u = %llu pixels, more than the limit of %llu",
+                      (unsigned)png_get_image_width(png, info), (unsigned)png_get_image_height(png, info),
+                      (unsigned long long)declared, (unsigned long long)max_pixels);
+            ctx.code = CIC_ERR_LIMIT;
+            png_error(png, error);
+        }
+    }
 
     const int color_type = png_get_color_type(png, info);
     const int bit_depth = png_get_bit_depth(png, info);
@@ -458,7 +468,7 @@ static void copy_block(uint8_t *dst, int width, int spp, int bytes, const uint8_
     }
 }
 
-int cic_tiff_decode(const uint8_t *data, size_t size, cic_tiff_image *out, char *error) {
+int cic_tiff_decode(const uint8_t *data, size_t size, uint64_t max_pixels, cic_tiff_image *out, char *error) {
     memset(out, 0, sizeof *out);
     error[0] = 0;
     if (size < 8 || !((data[0] == 'I' && data[1] == 'I') || (data[0] == 'M' && data[1] == 'M'))) {
@@ -493,6 +503,12 @@ int cic_tiff_decode(const uint8_t *data, size_t size, cic_tiff_image *out, char 
     if (width == 0 || height == 0) {
         set_error(error, "TIFF image is empty (%ux%u)", width, height);
         code = CIC_ERR_FORMAT;
+        goto done;
+    }
+    if ((uint64_t)width * height > max_pixels) {
+        set_error(error, "TIFF declares %ux%u = %llu pixels, more than the limit of %llu", width, height,
+                  (unsigned long long)((uint64_t)width * height), (unsigned long long)max_pixels);
+        code = CIC_ERR_LIMIT;
         goto done;
     }
 

@@ -36,16 +36,25 @@ public struct TIFFImage: Sendable {
     public var sourceBitsPerSample: Int
 }
 
+/// How large an image a decoder accepts. The check runs on the dimensions a file's header declares,
+/// before any pixel buffer is allocated, so a small file cannot make a huge allocation
+/// (a 1 MB PNG can declare 20000×20000 pixels: 4.8 GB as Float32 RGB).
+public enum ImageLimits {
+    /// Pillow's decompression-bomb threshold: `Image.MAX_IMAGE_PIXELS` is 89,478,485 (1024³ / 4 / 3, Pillow 11
+    /// `src/PIL/Image.py`), and Pillow refuses an image of more than twice that with `DecompressionBombError`.
+    public static let defaultMaxPixels = 2 * 89_478_485
+}
+
 /// PNG reading and writing through libpng.
 public enum PNG {
     /// Decodes a PNG. Palette images and `tRNS` transparency are expanded (to RGB/RGBA or
     /// gray+alpha); gray below 8 bits is scaled up. `name` appears in error messages.
-    public static func decode(_ data: Data, name: String = "PNG data") throws -> PNGImage {
+    public static func decode(_ data: Data, name: String = "PNG data", maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> PNGImage {
         var img = cic_png_image()
         var err = [CChar](repeating: 0, count: Int(CIC_ERROR_SIZE))
         let rc = data.withUnsafeBytes { raw -> Int32 in
             let base = raw.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1)!
-            return cic_png_decode(base, raw.count, &img, &err)
+            return cic_png_decode(base, raw.count, UInt64(max(0, maxPixels)), &img, &err)
         }
         defer { cic_png_image_free(&img) }
         guard rc == 0 else {
@@ -75,8 +84,8 @@ public enum PNG {
     }
 
     /// Reads and decodes a PNG file.
-    public static func read(contentsOf url: URL) throws -> PNGImage {
-        try decode(readFile(url), name: url.path)
+    public static func read(contentsOf url: URL, maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> PNGImage {
+        try decode(readFile(url), name: url.path, maxPixels: maxPixels)
     }
 
     /// Encodes an image (1–4 channels) as an 8- or 16-bit PNG with the given text as `iTXt`
@@ -152,12 +161,12 @@ public enum TIFF {
     /// Decodes a TIFF: 8/16-bit unsigned or 32-bit float samples, 1–4 samples per pixel,
     /// contiguous or separate planes, strips or tiles; other layouts libtiff can render
     /// (palette, bilevel, YCbCr, CMYK) come back as 8-bit RGB(A). Only the first page is read.
-    public static func decode(_ data: Data, name: String = "TIFF data") throws -> TIFFImage {
+    public static func decode(_ data: Data, name: String = "TIFF data", maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> TIFFImage {
         var img = cic_tiff_image()
         var err = [CChar](repeating: 0, count: Int(CIC_ERROR_SIZE))
         let rc = data.withUnsafeBytes { raw -> Int32 in
             let base = raw.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1)!
-            return cic_tiff_decode(base, raw.count, &img, &err)
+            return cic_tiff_decode(base, raw.count, UInt64(max(0, maxPixels)), &img, &err)
         }
         defer { cic_tiff_image_free(&img) }
         guard rc == 0 else {
@@ -186,8 +195,8 @@ public enum TIFF {
                          sourceBitsPerSample: Int(img.source_bits))
     }
 
-    public static func read(contentsOf url: URL) throws -> TIFFImage {
-        try decode(readFile(url), name: url.path)
+    public static func read(contentsOf url: URL, maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> TIFFImage {
+        try decode(readFile(url), name: url.path, maxPixels: maxPixels)
     }
 
     /// Encodes an image as a Deflate-compressed TIFF with 8/16-bit unsigned samples (clamped to
@@ -221,6 +230,7 @@ private func errorKind(_ rc: Int32) -> ImagingError.Kind {
     case Int32(CIC_ERR_UNSUPPORTED): .unsupported
     case Int32(CIC_ERR_ARGUMENT): .invalidArgument
     case Int32(CIC_ERR_MEMORY): .unsupported
+    case Int32(CIC_ERR_LIMIT): .tooLarge
     default: .corruptData
     }
 }

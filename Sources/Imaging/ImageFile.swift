@@ -35,13 +35,14 @@ public struct LoadedImage: Sendable {
 /// Format-independent reading and atomic writing of image files.
 public enum ImageFile {
     /// Decodes PNG or TIFF bytes, recognised by content (not by name).
-    public static func decode(_ data: Data, name: String = "image data") throws -> LoadedImage {
+    /// An image declaring more than `maxPixels` pixels is refused (`.tooLarge`) before it is decoded.
+    public static func decode(_ data: Data, name: String = "image data", maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> LoadedImage {
         switch ImageFormat.sniff(data) {
         case .png:
-            let p = try PNG.decode(data, name: name)
+            let p = try PNG.decode(data, name: name, maxPixels: maxPixels)
             return LoadedImage(image: p.image, format: .png, depth: p.depth, text: p.text)
         case .tiff:
-            let t = try TIFF.decode(data, name: name)
+            let t = try TIFF.decode(data, name: name, maxPixels: maxPixels)
             return LoadedImage(image: t.image, format: .tiff, depth: t.depth, text: [])
         case nil:
             throw ImagingError(.unsupported, "\(name): not a PNG or TIFF file (unrecognised signature)")
@@ -49,8 +50,8 @@ public enum ImageFile {
     }
 
     /// Reads a PNG or TIFF file, recognised by content.
-    public static func read(contentsOf url: URL) throws -> LoadedImage {
-        try decode(readFile(url), name: url.path)
+    public static func read(contentsOf url: URL, maxPixels: Int = ImageLimits.defaultMaxPixels) throws -> LoadedImage {
+        try decode(readFile(url), name: url.path, maxPixels: maxPixels)
     }
 
     /// Encodes an image in `format` at `depth` (PNG: 8 or 16; TIFF: 8, 16 or float 32).

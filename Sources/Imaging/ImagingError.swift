@@ -11,6 +11,8 @@ public struct ImagingError: Error, CustomStringConvertible, Equatable, Sendable 
         case sizeMismatch
         /// A file could not be read or written.
         case io
+        /// A file declares an image larger than the caller's pixel limit (refused before decoding).
+        case tooLarge
     }
 
     public var kind: Kind

@@ -18,6 +18,7 @@ enum {
     CIC_ERR_UNSUPPORTED = 2, // valid, but a layout this reader does not handle
     CIC_ERR_MEMORY = 3,      // allocation failed or the image is implausibly large
     CIC_ERR_ARGUMENT = 4,    // a bad argument from the caller
+    CIC_ERR_LIMIT = 5,       // the header declares more pixels than the caller allows (checked before allocating)
 };
 
 // ---- PNG ----
@@ -41,7 +42,8 @@ typedef struct {
     int text_count;
 } cic_png_image;
 
-int cic_png_decode(const uint8_t *data, size_t size, cic_png_image *out, char *error);
+// Refuses (CIC_ERR_LIMIT) an image whose header declares more than max_pixels pixels, before any pixel buffer exists.
+int cic_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, cic_png_image *out, char *error);
 void cic_png_image_free(cic_png_image *image);
 
 /// Encodes `pixels` (interleaved, 8-bit bytes or native-endian uint16 samples) as PNG.
@@ -69,7 +71,8 @@ typedef struct {
     size_t pixels_size;
 } cic_tiff_image;
 
-int cic_tiff_decode(const uint8_t *data, size_t size, cic_tiff_image *out, char *error);
+// Refuses (CIC_ERR_LIMIT) an image whose header declares more than max_pixels pixels, before any pixel buffer exists.
+int cic_tiff_decode(const uint8_t *data, size_t size, uint64_t max_pixels, cic_tiff_image *out, char *error);
 void cic_tiff_image_free(cic_tiff_image *image);
 
 /// Encodes interleaved samples (8/16-bit unsigned or 32-bit float, native-endian) as a
